@@ -1,0 +1,26 @@
+"""rnnkit: the Keras recurrent-layer system as a PyTorch library."""
+
+from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layer import Layer
+from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN
+from rnnkit.loop import rnn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "Layer",
+    "RNN",
+    "SimpleRNN",
+    "SimpleRNNCell",
+    "StackedRNNCells",
+    "activations",
+    "constraints",
+    "initializers",
+    "regularizers",
+    "rnn",
+]

@@ -1,0 +1,8 @@
+"""Recurrent cells: one file per cell family."""
+
+from rnnkit.cells.gru import GRUCell
+from rnnkit.cells.lstm import LSTMCell
+from rnnkit.cells.simple_rnn import SimpleRNNCell
+from rnnkit.cells.stacked import StackedRNNCells
+
+__all__ = ["GRUCell", "LSTMCell", "SimpleRNNCell", "StackedRNNCells"]

@@ -1,0 +1,121 @@
+"""``StackedRNNCells``: several cells run as one, each feeding the next.
+
+At each step, with cells ``c_1 ... c_n`` and their states ``s_1 ... s_n``::
+
+    y_0 = x_t
+    y_k, s_k' = c_k(y_{k-1}, s_k)          for k = 1..n
+    output_t = y_n,  new_states = [s_1', ..., s_n']
+
+States are nested as in Keras 3: one entry per cell, a tensor for a cell whose
+``state_size`` is an int, a list for a cell with several states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rnnkit.cells.base import call_accepts
+from rnnkit.layer import Layer
+from rnnkit.serialization import deserialize_layer, serialize_layer
+
+
+def cell_call_fn(cell: Any):
+    """The method a cell is invoked through (``__call__`` for modules)."""
+    return cell if callable(cell) else cell.call
+
+
+def cell_method(cell: Any):
+    """The user-visible call method, to inspect which keywords it accepts."""
+    fn = getattr(cell, "call", None)
+    if isinstance(cell, Layer) and type(cell).forward is not Layer.forward:
+        fn = cell.forward
+    return fn if fn is not None else getattr(cell, "forward", cell)
+
+
+def cell_output_size(cell: Any) -> Any:
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        state = cell.state_size
+        size = state[0] if isinstance(state, (list, tuple)) else state
+    return size
+
+
+class StackedRNNCells(Layer):
+    """Wrap a list of cells so that ``RNN`` runs them as one stacked cell."""
+
+    def __init__(self, cells: list, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        cells = list(cells)
+        if not cells:
+            raise ValueError(f"{self.name}: needs at least one cell, got an empty list")
+        for i, cell in enumerate(cells):
+            if getattr(cell, "state_size", None) is None:
+                raise ValueError(f"{self.name}: cell {i} ({type(cell).__name__}) has no `state_size` attribute")
+            if not (hasattr(cell, "call") or callable(cell)):
+                raise ValueError(f"{self.name}: cell {i} ({type(cell).__name__}) has no `call` method")
+        self.cells = torch.nn.ModuleList(cells) if all(isinstance(c, torch.nn.Module) for c in cells) else cells
+        self._accepts_training = [call_accepts(cell_method(c), "training") for c in cells]
+
+    @property
+    def state_size(self) -> list:
+        return [c.state_size for c in self.cells]
+
+    @property
+    def output_size(self) -> Any:
+        return cell_output_size(self.cells[-1])
+
+    def get_initial_state(self, batch_size: int | None = None) -> list:
+        from rnnkit.layers.rnn import initial_state_of
+
+        states = []
+        for cell in self.cells:
+            s = initial_state_of(cell, batch_size, self.dtype)
+            states.append(s if isinstance(cell.state_size, (list, tuple)) else s[0])
+        return states
+
+    def build(self, input_shape: tuple) -> None:
+        shape = tuple(input_shape)
+        for cell in self.cells:
+            if hasattr(cell, "build") and not getattr(cell, "built", False):
+                cell.build(shape)
+                cell.built = True
+            size = cell_output_size(cell)
+            shape = shape[:1] + (tuple(size) if isinstance(size, (list, tuple)) else (size,))
+        self.built = True
+
+    @property
+    def dtype(self) -> torch.dtype:
+        first = self.cells[0]
+        return first.dtype if isinstance(first, Layer) else super().dtype
+
+    def reset_dropout_masks(self) -> None:
+        for cell in self.cells:
+            if hasattr(cell, "reset_dropout_masks"):
+                cell.reset_dropout_masks()
+
+    def call(self, inputs: torch.Tensor, states: Any, training: bool | None = None, **kwargs: Any):
+        if not isinstance(states, (list, tuple)) or len(states) != len(self.cells):
+            got = len(states) if isinstance(states, (list, tuple)) else type(states).__name__
+            raise ValueError(f"{self.name}: expected one state entry per cell ({len(self.cells)}), got {got}")
+        new_states = []
+        for cell, s, wants_training in zip(self.cells, states, self._accepts_training):
+            nested = isinstance(s, (list, tuple))
+            kw = dict(kwargs, training=training) if wants_training else kwargs
+            inputs, s_new = cell_call_fn(cell)(inputs, list(s) if nested else [s], **kw)
+            if not isinstance(s_new, (list, tuple)):
+                s_new = [s_new]
+            new_states.append(list(s_new) if nested or len(s_new) > 1 else s_new[0])
+        return inputs, new_states
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["cells"] = [serialize_layer(c) for c in self.cells]
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "StackedRNNCells":
+        config = dict(config)
+        cells = [deserialize_layer(c, custom_objects) for c in config.pop("cells")]
+        return cls(cells, **config)

@@ -1,0 +1,291 @@
+"""``RNN``: the generic recurrent layer over any cell (or list of cells).
+
+``layer(sequences, initial_state=None, mask=None, training=None, constants=None)``
+
+* ``sequences``: ``(batch, timesteps, features...)``, or
+  ``(timesteps, batch, ...)`` with ``time_major=True``.
+* returns ``outputs`` ``(batch, timesteps, output_size)`` with
+  ``return_sequences`` else the last output ``(batch, output_size)``; with
+  ``return_state`` a list ``[output, *final_states]``.
+* ``go_backwards``: the sequence is processed from its end and the returned
+  sequence is in processing order (reversed), as in Keras.
+* ``mask``: boolean ``(batch, timesteps)``, True = use the step; masked steps
+  carry the states and repeat the previous output (zeros with
+  ``zero_output_for_mask``). When None, a ``_keras_mask`` attribute of the
+  input is used; the returned sequence carries the mask on the same way.
+* ``stateful``: the final states become the next call's initial states
+  (detached from the graph); ``reset_states(states=None)`` zeroes or sets them.
+* ``training``: None means ``self.training`` (PyTorch's ``train()``/``eval()``);
+  passed to the cell only when its ``call`` accepts it, as is ``constants``.
+
+The loop itself is :func:`rnnkit.loop.rnn`; this layer only prepares its
+arguments, as Keras's ``RNN.inner_loop`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rnnkit._tree import flatten, pack_as
+from rnnkit.cells.base import call_accepts
+from rnnkit.cells.stacked import StackedRNNCells, cell_call_fn, cell_method, cell_output_size
+from rnnkit.layer import Layer
+from rnnkit.layers.inputs import as_tensor, check_mask, check_sequences, check_states
+from rnnkit.loop import rnn
+from rnnkit.serialization import deserialize_layer, serialize_layer
+
+
+def initial_state_of(cell: Any, batch_size: int, dtype: torch.dtype) -> list:
+    """The cell's ``get_initial_state(batch_size)`` as a list, or zeros."""
+    fn = getattr(cell, "get_initial_state", None)
+    if fn is not None:
+        state = fn(batch_size=batch_size)
+        return list(state) if isinstance(state, (list, tuple)) else [state]
+    sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+    return [torch.zeros((batch_size,) + (tuple(s) if hasattr(s, "__len__") else (s,)), dtype=dtype) for s in sizes]
+
+
+def reset_cell_dropout(cell: Any) -> None:
+    if hasattr(cell, "reset_dropout_masks"):
+        cell.reset_dropout_masks()
+
+
+class RNN(Layer):
+    """Generic recurrent layer; see the module docstring for the call contract."""
+
+    def __init__(
+        self,
+        cell: Any,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        super().__init__(**kwargs)
+        state_size = getattr(cell, "state_size", None)
+        if state_size is None:
+            raise ValueError(f"{self.name}: the cell {type(cell).__name__} must have a `state_size` attribute")
+        if not isinstance(state_size, (int, list, tuple)) or isinstance(state_size, bool):
+            raise ValueError(
+                f"{self.name}: cell.state_size must be an int or a list/tuple of ints, got {state_size!r}"
+            )
+        if not (hasattr(cell, "call") or callable(cell)):
+            raise ValueError(f"{self.name}: the cell {type(cell).__name__} has no `call` method")
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.time_major = bool(time_major)
+        self.states: list | None = None
+        self._feature_shape: tuple | None = None
+        method = cell_method(cell)
+        self._cell_takes_training = call_accepts(method, "training")
+        self._cell_takes_constants = call_accepts(method, "constants")
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def state_size(self) -> list:
+        s = self.cell.state_size
+        return list(s) if isinstance(s, (list, tuple)) else [s]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.cell.dtype if isinstance(self.cell, Layer) else super().dtype
+
+    def _batch_time_axes(self) -> tuple[int, int]:
+        return (1, 0) if self.time_major else (0, 1)
+
+    def build(self, input_shape: tuple) -> None:
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 3:
+            raise ValueError(
+                f"{self.name}: expected input of rank 3 or more (batch, timesteps, features...), got shape {input_shape}"
+            )
+        b_axis, _ = self._batch_time_axes()
+        batch = input_shape[b_axis]
+        self._feature_shape = tuple(input_shape[2:])
+        if hasattr(self.cell, "build") and not getattr(self.cell, "built", False):
+            self.cell.build((batch,) + self._feature_shape)
+            self.cell.built = True
+        if self.stateful and batch is not None:
+            self.states = initial_state_of(self.cell, batch, self.dtype)
+        self.built = True
+
+    def compute_output_shape(self, input_shape: tuple) -> Any:
+        b_axis, t_axis = self._batch_time_axes()
+        batch, steps = input_shape[b_axis], input_shape[t_axis]
+        size = cell_output_size(self.cell)
+        size = tuple(size) if isinstance(size, (list, tuple)) else (size,)
+        if self.return_sequences:
+            out = (steps, batch) + size if self.time_major else (batch, steps) + size
+        else:
+            out = (batch,) + size
+        if not self.return_state:
+            return out
+        from rnnkit.layers.inputs import state_shapes
+
+        return [out] + [state_shapes(s, batch) for s in self.state_size]
+
+    # ------------------------------------------------------------------- call
+    def _device(self) -> torch.device | None:
+        for p in self.parameters():
+            return p.device
+        return None
+
+    def _prepare(self, sequences, initial_state, mask, constants):
+        """Convert and validate the call arguments; returns them ready for the loop."""
+        if mask is None:
+            mask = getattr(sequences, "_keras_mask", None)
+        x = as_tensor(sequences, self.dtype, self._device(), "input", self.name)
+        check_sequences(x, self.name, self._feature_shape)
+        if self._feature_shape is None:
+            self._feature_shape = tuple(x.shape[2:])
+        b_axis, t_axis = self._batch_time_axes()
+        batch, steps = x.shape[b_axis], x.shape[t_axis]
+        if mask is not None:
+            mask = check_mask(mask, batch, steps, self.name, x.device)
+        if self.stateful:
+            if self.states is not None:
+                expected = flatten(self.states)[0].shape[0]
+                if batch != expected:
+                    raise ValueError(
+                        f"{self.name}: this stateful layer holds states for batch size {expected}, "
+                        f"got inputs with batch size {batch}; call reset_states() to start over "
+                        "with another batch size"
+                    )
+        if initial_state is not None:
+            states = check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device)
+        elif self.stateful and self.states is not None:
+            states = self.states
+        else:
+            states = initial_state_of(self.cell, batch, self.dtype)
+            states = [s.to(x.device) if isinstance(s, torch.Tensor) else s for s in states]
+        if constants is not None:
+            if not self._cell_takes_constants:
+                raise ValueError(
+                    f"{self.name}: constants were given but the cell {type(self.cell).__name__}'s call "
+                    "does not accept a `constants` argument"
+                )
+            constants = [as_tensor(c, self.dtype, x.device, "constants", self.name) for c in
+                         (constants if isinstance(constants, (list, tuple)) else [constants])]
+        return x, states, mask, constants
+
+    def step_function(self, training: bool, constants: list | None):
+        """``(x_t, states) -> (output_t, new_states)`` calling the cell."""
+        kwargs: dict = {}
+        if self._cell_takes_training:
+            kwargs["training"] = training
+        if constants is not None:
+            kwargs["constants"] = constants
+        call = cell_call_fn(self.cell)
+
+        def step(x_t, states):
+            output, new_states = call(x_t, list(states), **kwargs)
+            if not isinstance(new_states, (list, tuple)):
+                new_states = [new_states]
+            return output, list(new_states)
+
+        return step
+
+    def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
+        x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
+        training = self.training if training is None else bool(training)
+        if self.time_major and mask is not None:
+            mask = mask.t()
+        reset_cell_dropout(self.cell)
+        try:
+            last, outputs, new_states = rnn(
+                self.step_function(training, constants),
+                x,
+                states,
+                go_backwards=self.go_backwards,
+                mask=mask,
+                unroll=self.unroll,
+                time_major=self.time_major,
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_all_outputs=self.return_sequences,
+            )
+        finally:
+            reset_cell_dropout(self.cell)
+        return self._finish(last, outputs, new_states, mask)
+
+    def _finish(self, last, outputs, new_states, mask):
+        """Stateful bookkeeping, output mask and the return convention."""
+        if self.stateful:
+            self.states = pack_as(new_states, [s.detach() for s in flatten(new_states)])
+        if self.return_sequences:
+            output = outputs
+            if mask is not None:
+                output._keras_mask = mask.t() if self.time_major else mask
+        else:
+            output = last
+        if self.return_state:
+            return [output, *new_states]
+        return output
+
+    # -------------------------------------------------------------- stateful
+    def reset_states(self, states: Any = None) -> None:
+        """Zero the stored states, or set them to ``states`` (arrays, Keras order)."""
+        if not self.stateful:
+            raise AttributeError(f"{self.name}: reset_states() needs a stateful layer (stateful=True)")
+        if states is None:
+            if self.states is None:
+                return
+            self.states = pack_as(self.states, [torch.zeros_like(s) for s in flatten(self.states)])
+            return
+        flat = flatten(list(states) if isinstance(states, (list, tuple)) else [states])
+        batch = flat[0].shape[0]
+        if self.states is not None:
+            expected = flatten(self.states)[0].shape[0]
+            if batch != expected:
+                raise ValueError(
+                    f"{self.name}: reset_states got states for batch size {batch}, "
+                    f"but the layer's states have batch size {expected}"
+                )
+        self.states = check_states(states, self.state_size, batch, self.name, self.dtype, self._device(),
+                                   what="states")
+
+    def reset_state(self) -> None:
+        self.reset_states()
+
+    def get_initial_state(self, batch_size: int) -> list:
+        return initial_state_of(self.cell, batch_size, self.dtype)
+
+    # ----------------------------------------------------------------- config
+    def _rnn_config(self) -> dict:
+        return {
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "time_major": self.time_major,
+        }
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(self._rnn_config())
+        config["cell"] = serialize_layer(self.cell)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "RNN":
+        config = dict(config)
+        cell = deserialize_layer(config.pop("cell"), custom_objects)
+        return cls(cell, **config)
+
+    def extra_repr(self) -> str:
+        flags = [k for k, v in self._rnn_config().items() if v]
+        return f"name={self.name!r}" + (", " + ", ".join(flags) if flags else "")
