@@ -2,6 +2,7 @@
 
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.fused.explain import explain
 from rnnkit.layer import Layer
 from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN
 from rnnkit.loop import rnn
@@ -19,6 +20,7 @@ __all__ = [
     "SimpleRNNCell",
     "StackedRNNCells",
     "activations",
+    "explain",
     "constraints",
     "initializers",
     "regularizers",

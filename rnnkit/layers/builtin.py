@@ -29,7 +29,6 @@ _RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "un
              "time_major")
 _LAYER_ARGS = ("name", "trainable", "input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size",
                "activity_regularizer")
-_FUSED_CHOICES = ("auto", True, False)
 
 
 def _cell_arg_names(cell_class: type) -> set[str]:
@@ -56,12 +55,9 @@ class BuiltinRNN(RNN):
                 f"{type(self).__name__}: unexpected keyword argument(s) {unknown}; "
                 "see help(rnnkit." + type(self).__name__ + ") for the accepted arguments"
             )
-        if use_fused not in _FUSED_CHOICES:
-            raise ValueError(f"{type(self).__name__}: use_fused must be 'auto', True or False, got {use_fused!r}")
         cell_name = f"{layer_kwargs['name']}_cell" if "name" in layer_kwargs else None
         cell = self.cell_class(units, dtype=dtype, name=cell_name, **kwargs)
-        super().__init__(cell, dtype=dtype, **rnn_kwargs, **layer_kwargs)
-        self.use_fused = use_fused
+        super().__init__(cell, dtype=dtype, use_fused=use_fused, **rnn_kwargs, **layer_kwargs)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -78,7 +74,6 @@ class BuiltinRNN(RNN):
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
         config.update(cell_config)
-        config["use_fused"] = self.use_fused
         return config
 
     @classmethod

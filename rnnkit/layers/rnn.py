@@ -31,6 +31,8 @@ import torch
 from rnnkit._tree import flatten, pack_as
 from rnnkit.cells.base import call_accepts
 from rnnkit.cells.stacked import StackedRNNCells, cell_call_fn, cell_method, cell_output_size
+from rnnkit.fused.kernels import fused_rnn
+from rnnkit.fused.predicates import FUSED, HOISTED, select_path
 from rnnkit.layer import Layer
 from rnnkit.layers.inputs import as_tensor, check_mask, check_sequences, check_states
 from rnnkit.loop import rnn
@@ -65,6 +67,7 @@ class RNN(Layer):
         unroll: bool = False,
         zero_output_for_mask: bool = False,
         time_major: bool = False,
+        use_fused: Any = "auto",
         **kwargs: Any,
     ) -> None:
         if isinstance(cell, (list, tuple)):
@@ -87,6 +90,9 @@ class RNN(Layer):
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.time_major = bool(time_major)
+        if use_fused not in ("auto", True, False):
+            raise ValueError(f"{self.name}: use_fused must be 'auto', True or False, got {use_fused!r}")
+        self.use_fused = use_fused
         self.states: list | None = None
         self._feature_shape: tuple | None = None
         method = cell_method(cell)
@@ -151,8 +157,9 @@ class RNN(Layer):
         check_sequences(x, self.name, self._feature_shape)
         if self._feature_shape is None:
             self._feature_shape = tuple(x.shape[2:])
-        b_axis, t_axis = self._batch_time_axes()
-        batch, steps = x.shape[b_axis], x.shape[t_axis]
+        if self.time_major:
+            x = x.transpose(0, 1)  # the one layout conversion: batch-major inside
+        batch, steps = x.shape[0], x.shape[1]
         if mask is not None:
             mask = check_mask(mask, batch, steps, self.name, x.device)
         if self.stateful:
@@ -201,33 +208,47 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
         training = self.training if training is None else bool(training)
-        if self.time_major and mask is not None:
-            mask = mask.t()
+        plan = select_path(self, mask, training, constants is not None)
         reset_cell_dropout(self.cell)
         try:
-            last, outputs, new_states = rnn(
-                self.step_function(training, constants),
-                x,
-                states,
-                go_backwards=self.go_backwards,
-                mask=mask,
-                unroll=self.unroll,
-                time_major=self.time_major,
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_all_outputs=self.return_sequences,
-            )
+            if plan.path == FUSED:
+                last, outputs, new_states = fused_rnn(self, x, states, mask, training)
+            else:
+                if plan.path == HOISTED:
+                    inputs, step = self.cell.project_inputs(x, training), self.hoisted_step(training)
+                else:
+                    inputs, step = x, self.step_function(training, constants)
+                last, outputs, new_states = rnn(
+                    step,
+                    inputs,
+                    states,
+                    go_backwards=self.go_backwards,
+                    mask=mask,
+                    unroll=self.unroll,
+                    zero_output_for_mask=self.zero_output_for_mask,
+                    return_all_outputs=self.return_sequences,
+                )
         finally:
             reset_cell_dropout(self.cell)
         return self._finish(last, outputs, new_states, mask)
+
+    def hoisted_step(self, training: bool):
+        """Step over pre-projected inputs: only the cell's recurrent part."""
+        recurrent_step = self.cell.recurrent_step
+
+        def step(x_proj_t, states):
+            return recurrent_step(x_proj_t, states, training)
+
+        return step
 
     def _finish(self, last, outputs, new_states, mask):
         """Stateful bookkeeping, output mask and the return convention."""
         if self.stateful:
             self.states = pack_as(new_states, [s.detach() for s in flatten(new_states)])
         if self.return_sequences:
-            output = outputs
+            output = outputs.transpose(0, 1) if self.time_major else outputs
             if mask is not None:
-                output._keras_mask = mask.t() if self.time_major else mask
+                output._keras_mask = mask
         else:
             output = last
         if self.return_state:
@@ -272,6 +293,7 @@ class RNN(Layer):
             "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask,
             "time_major": self.time_major,
+            "use_fused": self.use_fused,
         }
 
     def get_config(self) -> dict:
@@ -287,5 +309,5 @@ class RNN(Layer):
         return cls(cell, **config)
 
     def extra_repr(self) -> str:
-        flags = [k for k, v in self._rnn_config().items() if v]
+        flags = [k for k, v in self._rnn_config().items() if v is True]
         return f"name={self.name!r}" + (", " + ", ".join(flags) if flags else "")

@@ -1,0 +1,1 @@
+"""Fast paths: when they apply (``predicates``), the kernels (``kernels``), layouts (``convert``)."""

@@ -1,0 +1,108 @@
+"""Running a built-in layer on PyTorch's fused RNN kernels.
+
+``torch.lstm`` / ``torch.gru`` / ``torch.rnn_tanh`` / ``torch.rnn_relu`` are the
+kernels behind ``torch.nn.LSTM/GRU/RNN`` (oneDNN or the native kernel on CPU,
+cuDNN on GPU). ``fused_rnn`` gives exactly what :func:`rnnkit.loop.rnn` gives
+for the same cell, including Keras's masking rules, for masks that are
+right-padded (each row ``True...True False...False``):
+
+* forward: the valid prefix runs packed; masked steps repeat the last valid
+  output (zeros with ``zero_output_for_mask``); the final state is the state
+  after the last valid step.
+* ``go_backwards``: Keras flips the mask, so the padding comes *first* in
+  processing order: the state stays initial and the output is zero there,
+  then the valid part runs from its end. Here the valid part of each row is
+  reversed (``reverse_sequence``), run packed, and shifted right by the
+  padding length.
+* fully masked rows keep their initial state and output zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.fused.convert import cell_to_torch
+
+
+def kernel_for(cell):
+    """The ``torch`` kernel function for a built-in cell."""
+    from rnnkit import activations
+    from rnnkit.cells.gru import GRUCell
+    from rnnkit.cells.lstm import LSTMCell
+
+    if isinstance(cell, LSTMCell):
+        return torch.lstm
+    if isinstance(cell, GRUCell):
+        return torch.gru
+    return torch.rnn_relu if cell.activation is activations.relu else torch.rnn_tanh
+
+
+def _hx(states: list, index: torch.Tensor | None, is_lstm: bool):
+    hs = [s.unsqueeze(0) if index is None else s.index_select(0, index).unsqueeze(0) for s in states]
+    return (hs[0], hs[1]) if is_lstm else hs[0]
+
+
+def _gather_time(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``out[b, idx[b, t]]`` for ``out`` ``(B, T, U)`` and ``idx`` ``(B, T)``."""
+    return out.gather(1, idx.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
+
+
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse the first ``lengths[b]`` steps of each row of ``x`` ``(B, T, ...)``."""
+    T = x.shape[1]
+    t = torch.arange(T, device=x.device).unsqueeze(0)
+    idx = torch.where(t < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - t, t)
+    flat = x.reshape(x.shape[0], T, -1)
+    return _gather_time(flat, idx).reshape(x.shape)
+
+
+def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
+    """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel."""
+    cell = layer.cell
+    masks = cell.dropout_masks(x[:, 0], training)
+    if masks is not None:
+        x = x * masks[0].unsqueeze(1)
+    weights = cell_to_torch(cell)
+    kernel = kernel_for(cell)
+    is_lstm = kernel is torch.lstm
+    B, T = x.shape[:2]
+    if mask is not None and bool(mask.all()):
+        mask = None
+
+    if mask is None:
+        if layer.go_backwards:
+            x = x.flip(1)
+        out, *hn = kernel(x, _hx(states, None, is_lstm), weights, cell.use_bias, 1, 0.0, False, False, True)
+        new_states = [h.squeeze(0) for h in hn]
+        return out[:, -1], out, new_states
+
+    lengths = mask.sum(1)
+    if layer.go_backwards:
+        x = reverse_valid(x, lengths)
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    hx = _hx(states, packed.sorted_indices, is_lstm)
+    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, cell.use_bias, 1, 0.0, False, False)
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=T,
+    )
+    has_steps = lengths > 0
+    new_states = [
+        torch.where(has_steps.unsqueeze(1), h.squeeze(0).index_select(0, packed.unsorted_indices), s)
+        for h, s in zip(hn, states)
+    ]
+    t = torch.arange(T, device=x.device).unsqueeze(0)
+    len_col = lengths.unsqueeze(1)
+    if layer.go_backwards:
+        src = t - (T - len_col)
+        valid = src >= 0
+    elif layer.zero_output_for_mask:
+        src, valid = t, t < len_col
+    else:
+        src = torch.minimum(t, len_col - 1)
+        valid = has_steps.unsqueeze(1).expand(B, T)
+    outputs = _gather_time(out, src.clamp(min=0).expand(B, T))
+    outputs = torch.where(valid.unsqueeze(-1), outputs, torch.zeros_like(outputs))
+    return outputs[:, -1], outputs, new_states
