@@ -4,12 +4,13 @@ from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.fused.explain import explain
 from rnnkit.layer import Layer
-from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN
+from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from rnnkit.loop import rnn
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bidirectional",
     "GRU",
     "GRUCell",
     "LSTM",

@@ -96,6 +96,11 @@ def check_states(states: Any, state_size: list, batch: int, layer: str, dtype, d
     return _pack_shapes(expected, tensors)
 
 
+def count_states(state_size: list) -> int:
+    """How many state tensors a ``state_size`` list describes (shape tuples are one each)."""
+    return len(_shape_leaves([state_shapes(s, 0) for s in state_size]))
+
+
 def _shape_leaves(expected: Any) -> list:
     if isinstance(expected, tuple):
         return [expected]

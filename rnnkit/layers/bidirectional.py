@@ -1,0 +1,214 @@
+"""``Bidirectional``: a recurrent layer run forwards and backwards, outputs merged.
+
+With ``f`` the forward layer and ``b`` its copy with ``go_backwards``
+inverted::
+
+    y_f = f(x)                       # (batch, T, U_f)  processing order = time order
+    y_b = b(x)                       # (batch, T, U_b)  processing order = reversed
+    y_b = flip(y_b, time)            # only with return_sequences: step t lines up
+    y   = merge(y_f, y_b)            # concat (last axis) | sum | mul | ave | None -> [y_f, y_b]
+
+With a mask, the backward layer meets the padding first (its states stay
+initial and its output is zero there), so after the flip the padded steps of
+``y_b`` are zeros and the valid steps line up with ``y_f``: Keras's rule.
+
+``return_state`` gives ``[y, *forward_states, *backward_states]`` (``y`` is two
+entries with ``merge_mode=None``); ``initial_state`` is split in two halves
+the same way. ``get_weights()`` lists the forward weights then the backward ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rnnkit._tree import flatten
+from rnnkit.layer import Layer
+from rnnkit.layers.inputs import count_states
+from rnnkit.layers.rnn import RNN
+from rnnkit.serialization import deserialize_layer, serialize_layer
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _classes_in(module: torch.nn.Module) -> dict:
+    """Class name -> class for every module inside ``module`` (custom cells included)."""
+    return {type(m).__name__: type(m) for m in module.modules()}
+
+
+def _copy_layer(layer: RNN, name: str, go_backwards: bool) -> RNN:
+    config = layer.get_config()
+    config.update(name=name, go_backwards=go_backwards)
+    return type(layer).from_config(config, custom_objects=_classes_in(layer))
+
+
+def _merge(mode: str | None, y: torch.Tensor, y_rev: torch.Tensor) -> Any:
+    if mode == "concat":
+        return torch.cat([y, y_rev], dim=-1)
+    if mode == "sum":
+        return y + y_rev
+    if mode == "mul":
+        return y * y_rev
+    if mode == "ave":
+        return (y + y_rev) / 2
+    return [y, y_rev]
+
+
+class Bidirectional(Layer):
+    """Wrap a recurrent layer (``RNN``, ``LSTM``, ``GRU``, ``SimpleRNN``, ``ConvLSTM*``)."""
+
+    def __init__(
+        self,
+        layer: RNN,
+        merge_mode: str | None = "concat",
+        weights: list | None = None,
+        backward_layer: RNN | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(layer, RNN):
+            raise TypeError(
+                f"{self.name}: Bidirectional needs a recurrent layer (rnnkit.RNN, LSTM, GRU, SimpleRNN, ConvLSTM*), "
+                f"got {type(layer).__name__}"
+            )
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"{self.name}: merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+        self._explicit_backward = backward_layer is not None
+        # As Keras: the forward layer is a fresh copy from the config (it
+        # carries no state of the given layer); the backward one likewise,
+        # with go_backwards inverted, unless given.
+        self.forward_layer = _copy_layer(layer, f"forward_{layer.name}", layer.go_backwards)
+        if backward_layer is None:
+            backward_layer = _copy_layer(layer, f"backward_{layer.name}", not layer.go_backwards)
+        else:
+            self._check_backward(layer, backward_layer)
+        self.backward_layer = backward_layer
+        # Keras forces zero outputs at masked steps when returning sequences,
+        # so that the flipped backward sequence is zero on the padding.
+        for sub in (self.forward_layer, self.backward_layer):
+            sub.zero_output_for_mask = sub.return_sequences
+        self.merge_mode = merge_mode
+        self._initial_weights = weights
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.stateful = layer.stateful
+        self.time_major = layer.time_major
+
+    def _check_backward(self, layer: RNN, backward: Any) -> None:
+        if not isinstance(backward, RNN):
+            raise TypeError(f"{self.name}: backward_layer must be a recurrent layer, got {type(backward).__name__}")
+        for attr in ("return_sequences", "return_state", "stateful", "time_major"):
+            if getattr(layer, attr) != getattr(backward, attr):
+                raise ValueError(
+                    f"{self.name}: forward and backward layers must agree on {attr}: "
+                    f"forward has {getattr(layer, attr)}, backward_layer has {getattr(backward, attr)}"
+                )
+        if layer.go_backwards == backward.go_backwards:
+            raise ValueError(
+                f"{self.name}: backward_layer must process in the opposite direction: both have "
+                f"go_backwards={layer.go_backwards}"
+            )
+        f_units, b_units = getattr(layer, "units", None), getattr(backward, "units", None)
+        if f_units is not None and b_units is not None and f_units != b_units:
+            raise ValueError(f"{self.name}: forward layer has {f_units} units, backward_layer has {b_units}")
+        if state_count(layer) != state_count(backward):
+            raise ValueError(
+                f"{self.name}: forward and backward cells need the same states: "
+                f"{layer.state_size} vs {backward.state_size}"
+            )
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape: tuple) -> None:
+        for sub in (self.forward_layer, self.backward_layer):
+            if not sub.built:
+                sub.build(input_shape)
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+        self.built = True
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.forward_layer.dtype
+
+    # ------------------------------------------------------------------- call
+    def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
+        if mask is None:
+            mask = getattr(sequences, "_keras_mask", None)
+        fw_state = bw_state = None
+        if initial_state is not None:
+            flat = flatten(list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state])
+            n_fw = state_count(self.forward_layer)
+            if len(flat) != n_fw + state_count(self.backward_layer):
+                raise ValueError(
+                    f"{self.name}: initial_state must hold {n_fw} forward then "
+                    f"{state_count(self.backward_layer)} backward state tensors, got {len(flat)}"
+                )
+            fw_state, bw_state = flat[:n_fw], flat[n_fw:]
+        kw = dict(mask=mask, training=training, constants=constants)
+        y = self.forward_layer(sequences, initial_state=fw_state, **kw)
+        y_rev = self.backward_layer(sequences, initial_state=bw_state, **kw)
+        states: list = []
+        if self.return_state:
+            states = list(y[1:]) + list(y_rev[1:])
+            y, y_rev = y[0], y_rev[0]
+        out_mask = getattr(y, "_keras_mask", None)
+        if self.return_sequences:
+            y_rev = y_rev.flip(0 if self.time_major else 1)
+        out = _merge(self.merge_mode, y, y_rev)
+        if out_mask is not None:
+            for o in out if isinstance(out, list) else [out]:
+                o._keras_mask = out_mask
+        if self.return_state:
+            return (out if isinstance(out, list) else [out]) + states
+        return out
+
+    # -------------------------------------------------------------- stateful
+    def reset_states(self, states: Any = None) -> None:
+        """Reset both directions; ``states`` lists the forward states then the backward ones."""
+        if states is None:
+            self.forward_layer.reset_states()
+            self.backward_layer.reset_states()
+            return
+        flat = flatten(list(states))
+        n_fw = state_count(self.forward_layer)
+        self.forward_layer.reset_states(flat[:n_fw])
+        self.backward_layer.reset_states(flat[n_fw:])
+
+    def reset_state(self) -> None:
+        self.reset_states()
+
+    # ----------------------------------------------------------------- config
+    def compute_output_shape(self, input_shape: tuple) -> Any:
+        fw = self.forward_layer.compute_output_shape(input_shape)
+        bw = self.backward_layer.compute_output_shape(input_shape)
+        y, y_rev = (fw[0], bw[0]) if self.return_state else (fw, bw)
+        if self.merge_mode == "concat":
+            y = tuple(y[:-1]) + (y[-1] + y_rev[-1],)
+        out = [y, y_rev] if self.merge_mode is None else [y]
+        if self.return_state:
+            return out + list(fw[1:]) + list(bw[1:])
+        return out if self.merge_mode is None else y
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["layer"] = serialize_layer(self.forward_layer)
+        config["merge_mode"] = self.merge_mode
+        if self._explicit_backward:
+            config["backward_layer"] = serialize_layer(self.backward_layer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Bidirectional":
+        config = dict(config)
+        layer = deserialize_layer(config.pop("layer"), custom_objects)
+        backward = config.pop("backward_layer", None)
+        if backward is not None:
+            backward = deserialize_layer(backward, custom_objects)
+        return cls(layer, backward_layer=backward, **config)
+
+
+def state_count(layer: RNN) -> int:
+    """Number of state tensors of a recurrent layer."""
+    return count_states(layer.state_size)
