@@ -4,13 +4,15 @@ from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.fused.explain import explain
 from rnnkit.layer import Layer
-from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, SimpleRNN
+from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, CuDNNGRU, CuDNNLSTM, SimpleRNN
 from rnnkit.loop import rnn
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bidirectional",
+    "CuDNNGRU",
+    "CuDNNLSTM",
     "GRU",
     "GRUCell",
     "LSTM",

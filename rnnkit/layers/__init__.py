@@ -2,6 +2,7 @@
 
 from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.builtin import GRU, LSTM, SimpleRNN
+from rnnkit.layers.cudnn import CuDNNGRU, CuDNNLSTM
 from rnnkit.layers.rnn import RNN
 
-__all__ = ["Bidirectional", "GRU", "LSTM", "RNN", "SimpleRNN"]
+__all__ = ["Bidirectional", "CuDNNGRU", "CuDNNLSTM", "GRU", "LSTM", "RNN", "SimpleRNN"]
