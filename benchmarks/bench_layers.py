@@ -1,0 +1,27 @@
+"""rnnkit vs torch.nn, a hand-written LSTMCell loop, Keras 3 (torch) and Keras 3 (jax).
+
+    python benchmarks/bench_layers.py [--out results.json] [--quick]
+
+Prints one table of times and ratios (rnnkit / peer) from a single run, and
+GFLOP/s of the LSTM against the machine's matmul peak. Use 2 threads to match
+CI machines: ``OMP_NUM_THREADS=2``.
+"""
+
+import argparse
+import json
+
+import torch
+
+from rnnkit.bench import SHAPES, compare
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--out", help="write the rows as JSON here")
+parser.add_argument("--quick", action="store_true", help="first shape only, no jax")
+args = parser.parse_args()
+torch.set_num_threads(2)
+shapes = SHAPES[:1] if args.quick else SHAPES
+against = ("torch", "keras") if args.quick else ("torch", "keras", "jax")
+rows = compare(shapes=shapes, against=against)
+if args.out:
+    with open(args.out, "w") as f:
+        json.dump(rows, f, indent=1)
