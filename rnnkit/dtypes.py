@@ -30,7 +30,7 @@ def resolve_dtype(dtype: Any, where: str = "rnnkit") -> torch.dtype:
     elif isinstance(dtype, dict):
         return resolve_dtype(dtype.get("config", {}).get("name"), where)
     else:
-        name = getattr(dtype, "name", dtype)
+        name = getattr(dtype, "name", None) or getattr(dtype, "__name__", dtype)
         name = str(name).replace("torch.", "")
         if name not in _NAMES:
             raise ValueError(f"{where}: unknown dtype {dtype!r}; expected one of {sorted(_NAMES)} or a torch dtype")

@@ -25,6 +25,7 @@ of ``build``) work.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Iterator
 
@@ -39,8 +40,15 @@ from rnnkit.dtypes import resolve_dtype
 _name_counts: dict[str, int] = {}
 
 
+def _snake_case(name: str) -> str:
+    """Keras's ``to_snake_case``: ``SimpleRNNCell`` -> ``simple_rnn_cell``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def _default_name(cls: type) -> str:
-    base = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+    base = _snake_case(cls.__name__)
     n = _name_counts.get(base, 0)
     _name_counts[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
@@ -58,6 +66,23 @@ class _LayerMeta(type):
         obj = super().__call__(*args, **kwargs)
         obj._finish_init()
         return obj
+
+    def __init__(cls, name, bases, namespace, **kwargs):
+        super().__init__(name, bases, namespace, **kwargs)
+        # As Keras 3 does: a completed build() marks the layer built, so that an
+        # explicit `layer.build(shape)` in a Keras-3-style class (which does not
+        # set `self.built`) is not followed by a second build on the first call.
+        build = namespace.get("build")
+        if build is not None and not getattr(build, "_sets_built", False):
+
+            @functools.wraps(build)
+            def build_then_mark(self, *args, **kw):
+                out = build(self, *args, **kw)
+                self.built = True
+                return out
+
+            build_then_mark._sets_built = True
+            cls.build = build_then_mark
 
 
 class Layer(torch.nn.Module, metaclass=_LayerMeta):
@@ -79,7 +104,12 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         # Attributes set by a TF-2.0-style subclass before this call survive:
         # torch.nn.Module.__init__ does not clear the instance dict.
         preset_built = self.__dict__.get("built", False)
+        # Sub-modules / parameters a TF-2.0-style subclass assigned before this
+        # call (see __setattr__) survive torch's re-initialisation.
+        early = {k: self.__dict__[k] for k in ("_parameters", "_buffers", "_modules") if k in self.__dict__}
         super().__init__()
+        for k, v in early.items():
+            getattr(self, k).update(v)
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}; "
@@ -98,6 +128,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
 
     # ------------------------------------------------------------------ build
     def _finish_init(self) -> None:
+        if not self._trainable:
+            self.trainable = False  # reach the sub-layers created in __init__
         shape = self.__dict__.get("_build_shape")
         if shape is not None and not self.built:
             self.build(shape)
@@ -184,11 +216,23 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     def __setattr__(self, name: str, value: Any) -> None:
         # `self.kernel = self.add_weight(name="w")` keeps one registration,
         # under the attribute name, so state_dict holds no duplicates.
-        if isinstance(value, torch.nn.Parameter):
-            for rec in self.__dict__.get("_weight_records", ()):
-                if rec["param"] is value and rec["key"] != name:
-                    self._parameters.pop(rec["key"], None)
-                    rec["key"] = name
+        if "_modules" not in self.__dict__ and isinstance(value, (torch.nn.Module, torch.nn.Parameter)):
+            # TF 2.0 style: a sub-layer assigned before super().__init__().
+            torch.nn.Module.__init__(self)
+        records = self.__dict__.get("_weight_records")
+        if isinstance(value, torch.nn.Parameter) and records is not None:
+            rec = next((r for r in records if r["param"] is value), None)
+            # A weight replaced under this attribute name is no longer the layer's.
+            records[:] = [r for r in records if r is rec or r["key"] != name]
+            if rec is None:
+                # A plain torch Parameter (PyTorch style) is one of the layer's own weights too.
+                records.append({"param": value, "name": name, "key": name, "trainable": value.requires_grad,
+                                "regularizer": None, "constraint": None})
+                if not self._trainable:
+                    value.requires_grad_(False)
+            elif rec["key"] != name:
+                self._parameters.pop(rec["key"], None)
+                rec["key"] = name
         super().__setattr__(name, value)
 
     def _sublayers(self) -> Iterator[torch.nn.Module]:
@@ -205,11 +249,15 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
 
     @property
     def trainable_weights(self) -> list[torch.nn.Parameter]:
+        if not self._trainable:
+            return []
         own = [r["param"] for r in self._weight_records if r["trainable"]]
         return own + [w for sub in self._sublayers() for w in _sub_weights(sub, True)]
 
     @property
     def non_trainable_weights(self) -> list[torch.nn.Parameter]:
+        if not self._trainable:
+            return self.weights
         own = [r["param"] for r in self._weight_records if not r["trainable"]]
         return own + [w for sub in self._sublayers() for w in _sub_weights(sub, False)]
 

@@ -67,12 +67,16 @@ class StackedRNNCells(Layer):
         return cell_output_size(self.cells[-1])
 
     def get_initial_state(self, batch_size: int | None = None) -> list:
-        from rnnkit.layers.rnn import initial_state_of
-
+        """One entry per cell, as the cell's own ``get_initial_state`` returns it (Keras 3)."""
         states = []
         for cell in self.cells:
-            s = initial_state_of(cell, batch_size, self.dtype)
-            states.append(s if isinstance(cell.state_size, (list, tuple)) else s[0])
+            fn = getattr(cell, "get_initial_state", None)
+            if fn is not None:
+                states.append(fn(batch_size=batch_size))
+            elif isinstance(cell.state_size, (list, tuple)):
+                states.append([torch.zeros(batch_size, s, dtype=self.dtype) for s in cell.state_size])
+            else:
+                states.append(torch.zeros(batch_size, cell.state_size, dtype=self.dtype))
         return states
 
     def build(self, input_shape: tuple) -> None:

@@ -172,7 +172,7 @@ class RNN(Layer):
                         "with another batch size"
                     )
         if initial_state is not None:
-            states = check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device)
+            states = self._nest(check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device))
         elif self.stateful and self.states is not None:
             states = self.states
         else:
@@ -274,8 +274,15 @@ class RNN(Layer):
                     f"{self.name}: reset_states got states for batch size {batch}, "
                     f"but the layer's states have batch size {expected}"
                 )
-        self.states = check_states(states, self.state_size, batch, self.name, self.dtype, self._device(),
-                                   what="states")
+        self.states = self._nest(
+            check_states(states, self.state_size, batch, self.name, self.dtype, self._device(), what="states")
+        )
+
+    def _nest(self, states: list) -> list:
+        """User-given states nested as the cells' own initial states (Keras 3 for stacked cells)."""
+        if isinstance(self.cell, StackedRNNCells):
+            return pack_as(self.cell.get_initial_state(1), flatten(states))
+        return states
 
     def reset_state(self) -> None:
         self.reset_states()
