@@ -1,6 +1,6 @@
 """rnnkit: the Keras recurrent-layer system as a PyTorch library."""
 
-from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit import activations, constraints, functional, initializers, regularizers
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.fused.explain import explain
 from rnnkit.layer import Layer
@@ -24,6 +24,7 @@ __all__ = [
     "StackedRNNCells",
     "activations",
     "explain",
+    "functional",
     "constraints",
     "initializers",
     "regularizers",
