@@ -26,7 +26,7 @@ from rnnkit.cells.simple_rnn import SimpleRNNCell
 from rnnkit.layers.rnn import RNN
 
 _RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
-             "time_major")
+             "time_major", "compile")
 _LAYER_ARGS = ("name", "trainable", "input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size",
                "activity_regularizer")
 

@@ -68,6 +68,7 @@ class RNN(Layer):
         zero_output_for_mask: bool = False,
         time_major: bool = False,
         use_fused: Any = "auto",
+        compile: bool = False,
         **kwargs: Any,
     ) -> None:
         if isinstance(cell, (list, tuple)):
@@ -93,6 +94,8 @@ class RNN(Layer):
         if use_fused not in ("auto", True, False):
             raise ValueError(f"{self.name}: use_fused must be 'auto', True or False, got {use_fused!r}")
         self.use_fused = use_fused
+        self.compile_loop = bool(compile)  # not `self.compile`: that is nn.Module.compile()
+        self._compiled_loop = None
         self.states: list | None = None
         self._feature_shape: tuple | None = None
         method = cell_method(cell)
@@ -214,23 +217,39 @@ class RNN(Layer):
             if plan.path == FUSED:
                 last, outputs, new_states = fused_rnn(self, x, states, mask, training)
             else:
-                if plan.path == HOISTED:
-                    inputs, step = self.cell.project_inputs(x, training), self.hoisted_step(training)
-                else:
-                    inputs, step = x, self.step_function(training, constants)
-                last, outputs, new_states = rnn(
-                    step,
-                    inputs,
-                    states,
-                    go_backwards=self.go_backwards,
-                    mask=mask,
-                    unroll=self.unroll,
-                    zero_output_for_mask=self.zero_output_for_mask,
-                    return_all_outputs=self.return_sequences,
-                )
+                loop = self._compiled() if self.compile_loop else self._loop
+                last, outputs, new_states = loop(plan.path == HOISTED, x, states, mask, training, constants)
         finally:
             reset_cell_dropout(self.cell)
         return self._finish(last, outputs, new_states, mask)
+
+    def _loop(self, hoisted: bool, x, states, mask, training: bool, constants):
+        """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only)."""
+        if hoisted:
+            inputs, step = self.cell.project_inputs(x, training), self.hoisted_step(training)
+        else:
+            inputs, step = x, self.step_function(training, constants)
+        return rnn(
+            step,
+            inputs,
+            states,
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+    def _compiled(self):
+        """``torch.compile`` of :meth:`_loop`, made on first use (opt-in: ``compile=True``).
+
+        Dynamo traces the Python loop for the sequence length it sees (one
+        compilation per length, batch size and flag combination), so the first
+        call pays the compile time; see ``benchmarks/`` for what it buys.
+        """
+        if self._compiled_loop is None:
+            self._compiled_loop = torch.compile(self._loop, dynamic=False)
+        return self._compiled_loop
 
     def hoisted_step(self, training: bool):
         """Step over pre-projected inputs: only the cell's recurrent part."""
@@ -301,6 +320,7 @@ class RNN(Layer):
             "zero_output_for_mask": self.zero_output_for_mask,
             "time_major": self.time_major,
             "use_fused": self.use_fused,
+            "compile": self.compile_loop,
         }
 
     def get_config(self) -> dict:
