@@ -59,3 +59,20 @@ def custom_cell_times(shape: tuple, mode: str = "train") -> tuple[float, float]:
     t_ours = median_time(_runner(lambda: ours(x), list(ours.parameters()) + [x], mode))
     t_theirs = median_time(_runner(lambda: theirs(x), params_k, mode))
     return t_ours, t_theirs
+
+
+def compiled_loop_times(shape: tuple, mode: str = "train") -> tuple[float, float, float]:
+    """(compiled seconds, plain seconds, compile seconds) for ``RNN(cell, compile=True)``."""
+    import time
+
+    b, t, d, u = shape
+    x = torch.randn(b, t, d, requires_grad=mode == "train")
+    plain = rnnkit.RNN(MinimalTanhCell(u), return_sequences=True)
+    plain.build((b, t, d))
+    compiled = rnnkit.RNN(MinimalTanhCell(u), return_sequences=True, compile=True)
+    compiled.build((b, t, d))
+    run_compiled = _runner(lambda: compiled(x), list(compiled.parameters()) + [x], mode)
+    start = time.perf_counter()
+    run_compiled()
+    compile_s = time.perf_counter() - start
+    return median_time(run_compiled), median_time(_runner(lambda: plain(x), list(plain.parameters()) + [x], mode)), compile_s

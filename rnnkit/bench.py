@@ -205,11 +205,17 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
                     "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
         if use_keras:
-            from rnnkit._bench_custom import custom_cell_times
+            from rnnkit._bench_custom import compiled_loop_times, custom_cell_times
 
             for shape in shapes:
                 ours, theirs = custom_cell_times(shape)
                 add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
+        short = [s for s in shapes if s[1] <= 20]
+        for shape in short:
+            compiled, plain, compile_s = compiled_loop_times(shape)
+            add("compile=True", "minimal", shape, "train", compiled, "plain loop", plain)
+            log(f"compile=True {tuple(shape)}: first call (compilation) {compile_s:.1f} s")
+            rows.append({"case": "compile time", "shape": list(shape), "seconds": compile_s})
     if "jax" in against:
         cases = [{"cell": c, "shape": list(s), "mode": m} for c in cells for s in shapes for m in modes]
         jax_times = keras_jax_times(cases)
