@@ -37,11 +37,12 @@ class Plan:
 
     path: str
     reasons: list[str] = field(default_factory=list)
+    detail: str = ""
 
     def __str__(self) -> str:
         names = {FUSED: "fused kernel", HOISTED: "hoisted loop", GENERIC: "generic loop"}
         why = "; ".join(self.reasons) if self.reasons else "the configuration allows it"
-        return f"{names[self.path]}: {why}"
+        return f"{names[self.path]}{' (' + self.detail + ')' if self.detail else ''}: {why}"
 
 
 def is_builtin_cell(cell) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from rnnkit._tree import flatten
+from rnnkit.fused.bidirectional import fused_bidirectional, pair_blockers
 from rnnkit.layer import Layer
 from rnnkit.layers.inputs import count_states
 from rnnkit.layers.rnn import RNN
@@ -146,9 +147,7 @@ class Bidirectional(Layer):
                     f"{state_count(self.backward_layer)} backward state tensors, got {len(flat)}"
                 )
             fw_state, bw_state = flat[:n_fw], flat[n_fw:]
-        kw = dict(mask=mask, training=training, constants=constants)
-        y = self.forward_layer(sequences, initial_state=fw_state, **kw)
-        y_rev = self.backward_layer(sequences, initial_state=bw_state, **kw)
+        y, y_rev = self._both(sequences, fw_state, bw_state, mask, training, constants)
         states: list = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
@@ -163,6 +162,18 @@ class Bidirectional(Layer):
         if self.return_state:
             return (out if isinstance(out, list) else [out]) + states
         return out
+
+    def _both(self, sequences, fw_state, bw_state, mask, training, constants):
+        """Both halves' results: one bidirectional kernel call when both can fuse."""
+        fw, bw = self.forward_layer, self.backward_layer
+        x, s_fw, m, c = fw._prepare(sequences, fw_state, mask, constants)
+        _, s_bw, _, _ = bw._prepare(sequences, bw_state, mask, constants)
+        train = fw.training if training is None else bool(training)
+        if pair_blockers(fw, bw, m, train, c is not None):
+            kw = dict(mask=mask, training=training, constants=constants)
+            return fw(sequences, initial_state=fw_state, **kw), bw(sequences, initial_state=bw_state, **kw)
+        res_fw, res_bw = fused_bidirectional(fw, bw, x, s_fw, s_bw, m)
+        return fw._finish(*res_fw, m), bw._finish(*res_bw, m)
 
     # -------------------------------------------------------------- stateful
     def reset_states(self, states: Any = None) -> None:

@@ -211,6 +211,10 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
         training = self.training if training is None else bool(training)
+        return self._run(x, states, mask, training, constants)
+
+    def _run(self, x, states, mask, training: bool, constants):
+        """The loop on prepared (converted, validated, batch-major) arguments."""
         plan = select_path(self, mask, training, constants is not None)
         reset_cell_dropout(self.cell)
         try:

@@ -1,0 +1,97 @@
+"""One bidirectional kernel call for ``Bidirectional`` over two fusable layers.
+
+``torch.lstm(..., bidirectional=True)`` runs both directions in one call; with
+packed sequences its reverse direction reads each row's valid part from its
+end, and its outputs come back aligned with the input steps, zero on the
+padding. That is exactly Keras's ``Bidirectional`` after the backward output
+is flipped back (Keras sets ``zero_output_for_mask = return_sequences`` on both
+halves). The twin of this path is two separate layer calls.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.fused.convert import cell_to_torch
+from rnnkit.fused.kernels import kernel_for
+from rnnkit.fused.predicates import FUSED, select_path
+
+
+def pair_blockers(fw, bw, mask: torch.Tensor | None, training: bool, has_constants: bool) -> list[str]:
+    """Why the two halves cannot share one bidirectional kernel call (empty: they can)."""
+    reasons = []
+    for layer in (fw, bw):
+        plan = select_path(layer, mask, training, has_constants)
+        if plan.path != FUSED:
+            reasons.append(f"{layer.name} takes the {plan.path} path ({'; '.join(plan.reasons)})")
+    if reasons:
+        return reasons
+    cf, cb = fw.cell, bw.cell
+    if type(cf) is not type(cb) or cf.units != cb.units or cf.use_bias != cb.use_bias:
+        reasons.append("the two halves have different cells")
+    elif kernel_for(cf) is not kernel_for(cb):
+        reasons.append("the two halves use different activations")
+    if fw.go_backwards or not bw.go_backwards:
+        reasons.append("the forward half must run forwards and the backward half backwards")
+    if training and (cf.dropout > 0 or cb.dropout > 0):
+        reasons.append("input dropout draws one mask per direction")
+    if cf.dtype != cb.dtype or cf.kernel.device != cb.kernel.device:
+        reasons.append("the two halves differ in dtype or device")
+    if fw.activity_regularizer is not None or bw.activity_regularizer is not None:
+        reasons.append("an activity_regularizer needs the layers' own calls")
+    if mask is not None and (fw.zero_output_for_mask != fw.return_sequences or
+                             bw.zero_output_for_mask != bw.return_sequences):
+        reasons.append("zero_output_for_mask was changed from Bidirectional's return_sequences")
+    return reasons
+
+
+def _hx(states_fw: list, states_bw: list, index: torch.Tensor | None):
+    pairs = [torch.stack([f, b]) for f, b in zip(states_fw, states_bw)]
+    if index is not None:
+        pairs = [p.index_select(1, index) for p in pairs]
+    return tuple(pairs) if len(pairs) == 2 else pairs[0]
+
+
+def fused_bidirectional(fw, bw, x: torch.Tensor, states_fw: list, states_bw: list, mask: torch.Tensor | None):
+    """Both halves at once on batch-major ``x``.
+
+    Returns ``(fw_last, fw_seq, fw_states), (bw_last, bw_seq, bw_states)`` with
+    ``bw_seq`` in the backward layer's *processing* order, as its own call
+    would return it.
+    """
+    kernel = kernel_for(fw.cell)
+    weights = cell_to_torch(fw.cell) + cell_to_torch(bw.cell)
+    B, T = x.shape[:2]
+    u = fw.cell.units
+    if mask is not None and bool(mask.all()):
+        mask = None
+    if mask is None:
+        out, *hn = kernel(x, _hx(states_fw, states_bw, None), weights, fw.cell.use_bias, 1, 0.0, False, True, True)
+        new_fw = [h[0] for h in hn]
+        new_bw = [h[1] for h in hn]
+        seq_fw, seq_bw = out[..., :u], out[..., u:].flip(1)
+        return (seq_fw[:, -1], seq_fw, new_fw), (seq_bw[:, -1], seq_bw, new_bw)
+
+    lengths = mask.sum(1)
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    hx = _hx(states_fw, states_bw, packed.sorted_indices)
+    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, fw.cell.use_bias, 1, 0.0, False, True)
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=T,
+    )
+    has_steps = lengths > 0
+    keep = has_steps.view(B, 1, 1)
+    out = torch.where(keep, out, torch.zeros_like(out))
+    hn = [h.index_select(1, packed.unsorted_indices) for h in hn]
+    new_fw = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, states_fw)]
+    new_bw = [torch.where(has_steps.unsqueeze(1), h[1], s) for h, s in zip(hn, states_bw)]
+    seq_fw, seq_bw_aligned = out[..., :u], out[..., u:]
+    idx = (lengths - 1).clamp(min=0).view(B, 1, 1).expand(B, 1, u)
+    if fw.zero_output_for_mask:  # Keras: the last step's output, zero when it is padding
+        last_fw = seq_fw[:, -1]
+    else:  # the output of the last valid step
+        last_fw = seq_fw.gather(1, idx).squeeze(1)
+    return (last_fw, seq_fw, new_fw), (seq_bw_aligned[:, 0], seq_bw_aligned.flip(1), new_bw)
