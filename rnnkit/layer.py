@@ -148,6 +148,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
             raise TypeError(f"{self.name}: cannot build from an input of type {type(inputs).__name__}; expected a tensor")
         self.build(shape)
         self.built = True
+        if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+            self.to(x.device)  # weights are created on the CPU; follow the first input
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.__dict__.get("built", False):
