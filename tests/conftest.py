@@ -8,6 +8,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# The tests use tiny tensors: one thread avoids pool overhead on 2-core CI machines.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def keras():

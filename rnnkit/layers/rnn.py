@@ -97,6 +97,7 @@ class RNN(Layer):
         self.compile_loop = bool(compile)  # not `self.compile`: that is nn.Module.compile()
         self._compiled_loop = None
         self.states: list | None = None
+        self._states_zeroed = True  # zero states may be re-created for another batch size
         self._feature_shape: tuple | None = None
         method = cell_method(cell)
         self._cell_takes_training = call_accepts(method, "training")
@@ -129,6 +130,7 @@ class RNN(Layer):
             self.cell.built = True
         if self.stateful and batch is not None:
             self.states = initial_state_of(self.cell, batch, self.dtype)
+            self._states_zeroed = False  # the batch size was given: hold the layer to it
         self.built = True
 
     def compute_output_shape(self, input_shape: tuple) -> Any:
@@ -163,9 +165,14 @@ class RNN(Layer):
         if self.time_major:
             x = x.transpose(0, 1)  # the one layout conversion: batch-major inside
         batch, steps = x.shape[0], x.shape[1]
+        if steps == 0:
+            raise ValueError(f"{self.name}: expected at least one timestep, got 0 timesteps (input shape {tuple(x.shape)})")
         if mask is not None:
             mask = check_mask(mask, batch, steps, self.name, x.device)
         if self.stateful:
+            if self.states is not None and self._states_zeroed:  # reset: any batch size may start over
+                if flatten(self.states)[0].shape[0] != batch:
+                    self.states = None
             if self.states is not None:
                 expected = flatten(self.states)[0].shape[0]
                 if batch != expected:
@@ -268,6 +275,7 @@ class RNN(Layer):
         """Stateful bookkeeping, output mask and the return convention."""
         if self.stateful:
             self.states = pack_as(new_states, [s.detach() for s in flatten(new_states)])
+            self._states_zeroed = False
         if self.return_sequences:
             output = outputs.transpose(0, 1) if self.time_major else outputs
             if mask is not None:
@@ -287,6 +295,7 @@ class RNN(Layer):
             if self.states is None:
                 return
             self.states = pack_as(self.states, [torch.zeros_like(s) for s in flatten(self.states)])
+            self._states_zeroed = True
             return
         flat = flatten(list(states) if isinstance(states, (list, tuple)) else [states])
         batch = flat[0].shape[0]
