@@ -1,15 +1,19 @@
 """rnnkit: the Keras recurrent-layer system as a PyTorch library."""
 
 from rnnkit import activations, constraints, functional, initializers, regularizers
-from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.cells import ConvLSTMCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.fused.explain import explain
 from rnnkit.layer import Layer
-from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, CuDNNGRU, CuDNNLSTM, SimpleRNN
+from rnnkit.layers import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, GRU, LSTM, RNN, Bidirectional, CuDNNGRU, CuDNNLSTM, SimpleRNN
 from rnnkit.loop import rnn
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvLSTM1D",
+    "ConvLSTM2D",
+    "ConvLSTM3D",
+    "ConvLSTMCell",
     "Bidirectional",
     "CuDNNGRU",
     "CuDNNLSTM",

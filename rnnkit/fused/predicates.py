@@ -23,6 +23,7 @@ import torch
 
 from rnnkit import activations
 from rnnkit.cells.base import BuiltinCell
+from rnnkit.cells.conv_lstm import ConvLSTMCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.simple_rnn import SimpleRNNCell
@@ -55,6 +56,19 @@ def is_builtin_cell(cell) -> bool:
         kind.recurrent_step is base.recurrent_step
         and kind.call is BuiltinCell.call
         and kind.project_inputs is BuiltinCell.project_inputs
+        and kind.forward is BuiltinCell.forward
+    )
+
+
+def is_hoistable_cell(cell) -> bool:
+    """A ``ConvLSTMCell`` whose step is not overridden: no fused kernel, but its
+    input convolutions can all run before the loop."""
+    kind = type(cell)
+    return (
+        isinstance(cell, ConvLSTMCell)
+        and kind.recurrent_step is ConvLSTMCell.recurrent_step
+        and kind.project_inputs is ConvLSTMCell.project_inputs
+        and kind.call is BuiltinCell.call
         and kind.forward is BuiltinCell.forward
     )
 
@@ -97,6 +111,11 @@ def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants:
     cell = layer.cell
     if choice is False:
         return Plan(GENERIC, ["use_fused=False forces the generic loop"])
+    if is_hoistable_cell(cell):
+        reasons = ["ConvLSTM has no fused kernel"]
+        if choice is True:
+            raise ValueError(f"{layer.name}: use_fused=True, but the layer cannot fuse: {reasons[0]}")
+        return Plan(HOISTED, reasons)
     if not is_builtin_cell(cell):
         reasons = [f"{type(cell).__name__} is not a built-in LSTM/GRU/SimpleRNN cell"]
         if choice is True:

@@ -65,7 +65,13 @@ def check_mask(mask: Any, batch: int, timesteps: int, layer: str, device: torch.
 
 
 def state_shapes(state_size: Any, batch: int) -> Any:
-    """Expected state shapes, nested like ``state_size``."""
+    """Expected state shapes, nested like ``state_size``.
+
+    A ``torch.Size`` entry is one multi-dimensional state (``ConvLSTMCell``:
+    ``(*out_spatial, filters)``), not a nest of sizes.
+    """
+    if isinstance(state_size, torch.Size):
+        return (batch,) + tuple(state_size)
     if isinstance(state_size, (list, tuple)):
         return [state_shapes(s, batch) for s in state_size]
     dims = tuple(state_size) if hasattr(state_size, "__len__") else (int(state_size),)
