@@ -79,9 +79,10 @@ class Bidirectional(Layer):
         # As Keras: the forward layer is a fresh copy from the config (it
         # carries no state of the given layer); the backward one likewise,
         # with go_backwards inverted, unless given.
-        self.forward_layer = _copy_layer(layer, f"forward_{layer.name}", layer.go_backwards)
+        base = layer.name.removeprefix("forward_").removeprefix("backward_")
+        self.forward_layer = _copy_layer(layer, f"forward_{base}", layer.go_backwards)
         if backward_layer is None:
-            backward_layer = _copy_layer(layer, f"backward_{layer.name}", not layer.go_backwards)
+            backward_layer = _copy_layer(layer, f"backward_{base}", not layer.go_backwards)
         else:
             self._check_backward(layer, backward_layer)
         self.backward_layer = backward_layer
@@ -132,6 +133,17 @@ class Bidirectional(Layer):
     @property
     def dtype(self) -> torch.dtype:
         return self.forward_layer.dtype
+
+    def set_weights(self, weights: list) -> None:
+        """Forward weights then backward ones, each half through its own ``set_weights``."""
+        weights = list(weights)
+        n_fw, n_bw = len(self.forward_layer.weights), len(self.backward_layer.weights)
+        if len(weights) != n_fw + n_bw:
+            raise ValueError(
+                f"{self.name}: set_weights expected {n_fw} forward then {n_bw} backward arrays, got {len(weights)}"
+            )
+        self.forward_layer.set_weights(weights[:n_fw])
+        self.backward_layer.set_weights(weights[n_fw:])
 
     # ------------------------------------------------------------------- call
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):

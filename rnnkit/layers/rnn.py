@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from rnnkit._tree import flatten, pack_as
@@ -47,6 +48,15 @@ def initial_state_of(cell: Any, batch_size: int, dtype: torch.dtype) -> list:
         return list(state) if isinstance(state, (list, tuple)) else [state]
     sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
     return [torch.zeros((batch_size,) + (tuple(s) if hasattr(s, "__len__") else (s,)), dtype=dtype) for s in sizes]
+
+
+def _fused_choice(name: str, value: Any) -> Any:
+    """``"auto"``, True or False (numpy bools too); anything else is an error."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}: use_fused must be 'auto', True or False, got {value!r}")
 
 
 def reset_cell_dropout(cell: Any) -> None:
@@ -91,9 +101,7 @@ class RNN(Layer):
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.time_major = bool(time_major)
-        if use_fused not in ("auto", True, False):
-            raise ValueError(f"{self.name}: use_fused must be 'auto', True or False, got {use_fused!r}")
-        self.use_fused = use_fused
+        self.use_fused = _fused_choice(self.name, use_fused)
         self.compile_loop = bool(compile)  # not `self.compile`: that is nn.Module.compile()
         self._compiled_loop = None
         self.states: list | None = None
