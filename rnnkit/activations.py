@@ -13,6 +13,8 @@ Use :func:`get` to resolve a layer's ``activation=`` argument and
 import torch
 import torch.nn.functional as F
 
+from rnnkit._registry import Registry
+
 __all__ = [
     "linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "elu", "selu",
     "softplus", "softsign", "silu", "swish", "gelu", "exponential",
@@ -180,19 +182,7 @@ _CANONICAL = {
 _ALIASES = {"swish": silu, "hard_swish": hard_silu}
 _BY_NAME = {**_CANONICAL, **_ALIASES}
 _NAME_OF = {id(fn): name for name, fn in _CANONICAL.items()}
-
-
-def _valid_names():
-    return ", ".join(sorted(_BY_NAME))
-
-
-def _lookup(name):
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ValueError(
-            f"Unknown activation {name!r}; expected one of: {_valid_names()}"
-        ) from None
+_REGISTRY = Registry("activation", _BY_NAME)
 
 
 def get(identifier):
@@ -207,30 +197,19 @@ def get(identifier):
     if identifier is None:
         return linear
     if isinstance(identifier, str):
-        return _lookup(identifier)
+        return _REGISTRY.lookup(identifier)
     if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError(
-                "An activation dict must have a 'class_name' key (and "
-                f"optionally 'config'); received keys {sorted(identifier)}"
-            )
+        class_name = _REGISTRY.class_name(identifier)
         config = identifier.get("config")
         if isinstance(config, str):
-            return _lookup(config)
+            return _REGISTRY.lookup(config)
         registered = identifier.get("registered_name")
-        if identifier["class_name"] == "function" and isinstance(
-            registered, str
-        ):
-            return _lookup(registered)
-        return _lookup(identifier["class_name"])
+        if class_name == "function" and isinstance(registered, str):
+            return _REGISTRY.lookup(registered)
+        return _REGISTRY.lookup(class_name)
     if callable(identifier):
         return identifier
-    raise ValueError(
-        "Could not interpret activation identifier "
-        f"{identifier!r} (type {type(identifier).__name__}); expected None, "
-        f"a callable, a {{'class_name', 'config'}} dict, or one of the names: "
-        f"{_valid_names()}"
-    )
+    raise _REGISTRY.not_understood(identifier)
 
 
 def serialize(fn):

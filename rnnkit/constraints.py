@@ -13,9 +13,9 @@ list/tuple of ints) with ``keepdims``; rescaling divides by
   ``w * (rate * clip(n, min, max) + (1 - rate) * n) / (eps + n)``
 """
 
-import inspect
-
 import torch
+
+from rnnkit._registry import Configurable, Registry
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "get", "serialize"]
 
@@ -32,24 +32,11 @@ def _as_tensor(w):
     return w if isinstance(w, torch.Tensor) else torch.as_tensor(w, dtype=torch.float32)
 
 
-class Constraint:
+class Constraint(Configurable):
     """Base class: subclasses implement ``__call__(w) -> projected w``."""
 
     def __call__(self, w):
         return w
-
-    def get_config(self):
-        """JSON-friendly constructor arguments."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild a constraint from :meth:`get_config` output."""
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class MaxNorm(Constraint):
@@ -119,16 +106,9 @@ class MinMaxNorm(Constraint):
                 "rate": self.rate, "axis": self.axis}
 
 
-_CLASSES = {c.__name__: c for c in (MaxNorm, NonNeg, UnitNorm, MinMaxNorm)}
-_BY_NAME = {**_CLASSES, "max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
-            "min_max_norm": MinMaxNorm}
-_VALID = ", ".join(sorted(_BY_NAME))
-
-
-def _lookup(name):
-    if name not in _BY_NAME:
-        raise ValueError(f"Unknown constraint {name!r}; expected one of: {_VALID}")
-    return _BY_NAME[name]
+_BY_NAME = {**{c.__name__: c for c in (MaxNorm, NonNeg, UnitNorm, MinMaxNorm)},
+            "max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm, "min_max_norm": MinMaxNorm}
+_REGISTRY = Registry("constraint", _BY_NAME, Constraint, expected="None, a callable, a Constraint")
 
 
 def get(identifier):
@@ -139,28 +119,7 @@ def get(identifier):
     (name lookup only); a Constraint subclass -> a default instance; any other
     callable (including instances) -> itself.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError("A constraint dict must have a 'class_name' key (and optionally "
-                             f"'config'); received keys {sorted(identifier)}")
-        cls = _lookup(identifier["class_name"])
-        config = dict(identifier.get("config") or {})
-        try:
-            return cls.from_config(config)
-        except TypeError as err:
-            raise ValueError(f"Invalid config for constraint {cls.__name__}: expected its "
-                             f"constructor arguments; received {config!r} ({err})") from None
-    if inspect.isclass(identifier) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret constraint identifier {identifier!r} (type "
-                     f"{type(identifier).__name__}); expected None, a callable, a Constraint, "
-                     f"a {{'class_name', 'config'}} dict, or one of: {_VALID}")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(constraint):
@@ -169,11 +128,4 @@ def serialize(constraint):
     Names and dicts are resolved first; plain functions cannot be serialized
     and raise ``ValueError``.
     """
-    if constraint is None:
-        return None
-    if isinstance(constraint, (str, dict)):
-        constraint = get(constraint)
-    if not isinstance(constraint, Constraint):
-        raise ValueError("Cannot serialize constraint: expected a Constraint instance or name; "
-                         f"received {constraint!r} (type {type(constraint).__name__})")
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+    return _REGISTRY.serialize(constraint)

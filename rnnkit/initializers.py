@@ -7,11 +7,12 @@ on every call, so repeated calls give identical values (as in Keras 3);
 Samples are drawn in float32 (float64 if asked for) and then cast.
 """
 
-import inspect
 import math
 import numbers
 
 import torch
+
+from rnnkit._registry import Configurable, Registry
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "Identity", "RandomNormal", "RandomUniform",
            "TruncatedNormal", "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform",
@@ -52,24 +53,11 @@ def compute_fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: subclasses implement ``__call__(shape, dtype)``."""
 
     def __call__(self, shape, dtype=torch.float32):
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(shape, dtype)")
-
-    def get_config(self):
-        """JSON-friendly constructor arguments."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild an initializer from :meth:`get_config` output."""
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
@@ -326,13 +314,8 @@ _SNAKE = {"zeros": Zeros, "ones": Ones, "constant": Constant, "identity": Identi
 _BY_NAME = {**{c.__name__: c for c in _SNAKE.values()}, **_SNAKE,
             "zero": Zeros, "one": Ones, "normal": RandomNormal, "uniform": RandomUniform,
             "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal}
-_VALID = ", ".join(sorted(_BY_NAME))
-
-
-def _lookup(name):
-    if name not in _BY_NAME:
-        raise ValueError(f"Unknown initializer {name!r}; expected one of: {_VALID}")
-    return _BY_NAME[name]
+_REGISTRY = Registry("initializer", _BY_NAME, Initializer,
+                     expected="None, a number, a callable, an Initializer", wrap=_FunctionInitializer)
 
 
 def get(identifier):
@@ -344,43 +327,21 @@ def get(identifier):
     Initializer subclass -> a default instance; a real number -> ``Constant``;
     any other callable ``fn(shape, dtype)`` -> a wrapping Initializer.
     """
-    if identifier is None or isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError("An initializer dict must have a 'class_name' key (and optionally "
-                             f"'config'); received keys {sorted(identifier)}")
-        cls = _lookup(identifier["class_name"])
-        config = identifier.get("config") or {}
-        try:
-            return cls.from_config(dict(config))
-        except TypeError as err:
-            raise ValueError(f"Invalid config for initializer {cls.__name__}: expected its "
-                             f"constructor arguments; received {config!r} ({err})") from None
     if isinstance(identifier, numbers.Real) and not isinstance(identifier, bool):
         return Constant(float(identifier))
-    if inspect.isclass(identifier) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return _FunctionInitializer(identifier)
-    raise ValueError(f"Could not interpret initializer identifier {identifier!r} (type "
-                     f"{type(identifier).__name__}); expected None, a number, a callable, an "
-                     f"Initializer, a {{'class_name', 'config'}} dict, or one of: {_VALID}")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(initializer):
     """Return ``{"class_name": ..., "config": ...}`` as Keras writes it.
 
-    ``None`` serializes to ``None``; names and dicts are resolved first.
-    Wrapped plain callables cannot be serialized and raise ``ValueError``.
+    ``None`` serializes to ``None``; names, dicts, numbers and classes are
+    resolved first. Wrapped plain callables cannot be serialized and raise
+    ``ValueError``.
     """
-    if initializer is None:
-        return None
-    if not isinstance(initializer, Initializer):
+    if initializer is not None and not isinstance(initializer, Initializer):
         initializer = get(initializer)
     if isinstance(initializer, _FunctionInitializer):
         raise ValueError("Cannot serialize initializer: expected an Initializer instance or name; "
                          f"received the plain callable {initializer.fn!r}")
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return _REGISTRY.serialize(initializer)

@@ -10,11 +10,12 @@ scalar tensor (same dtype and device as the weight) to add to the loss:
   mean absolute cosine between distinct rows (or columns) of a 2-D weight.
 """
 
-import inspect
 import math
 import numbers
 
 import torch
+
+from rnnkit._registry import Configurable, Registry
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "get", "serialize"]
 
@@ -30,24 +31,11 @@ def _factor(value, name):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: subclasses implement ``__call__(weight) -> scalar tensor``."""
 
     def __call__(self, x):
         return torch.zeros((), dtype=x.dtype, device=x.device)
-
-    def get_config(self):
-        """JSON-friendly constructor arguments."""
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        """Rebuild a regularizer from :meth:`get_config` output."""
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):
@@ -131,19 +119,14 @@ def l1_l2(l1=0.01, l2=0.01):
     return L1L2(l1=l1, l2=l2)
 
 
-_CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2, "OrthogonalRegularizer": OrthogonalRegularizer}
 # Names resolved by get(): class names plus Keras's snake_case aliases.  The
 # string "l1_l2" gives L1L2(0.01, 0.01) as documented by Keras; the class name
 # "L1L2" (and Keras 3's "l1l2") gives the class defaults L1L2(0.0, 0.0).
-_BY_NAME = {**_CLASSES, "l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": l1_l2,
+_BY_NAME = {"L1": L1, "L2": L2, "L1L2": L1L2, "OrthogonalRegularizer": OrthogonalRegularizer,
+            "l1": L1, "l2": L2, "l1l2": L1L2, "l1_l2": l1_l2,
             "orthogonal_regularizer": OrthogonalRegularizer}
-_VALID = ", ".join(sorted(_BY_NAME))
-
-
-def _lookup(name):
-    if name not in _BY_NAME:
-        raise ValueError(f"Unknown regularizer {name!r}; expected one of: {_VALID}")
-    return _BY_NAME[name]
+_REGISTRY = Registry("regularizer", _BY_NAME, Regularizer, expected="None, a callable, a Regularizer",
+                     label_class=False)
 
 
 def get(identifier):
@@ -154,29 +137,7 @@ def get(identifier):
     (name lookup only); a Regularizer subclass -> a default instance; any
     other callable (including instances) -> itself.
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    if isinstance(identifier, dict):
-        if "class_name" not in identifier:
-            raise ValueError("A regularizer dict must have a 'class_name' key (and optionally "
-                             f"'config'); received keys {sorted(identifier)}")
-        name = identifier["class_name"]
-        cls = _CLASSES.get(name) or _lookup(name)
-        config = dict(identifier.get("config") or {})
-        try:
-            return cls.from_config(config) if inspect.isclass(cls) else cls(**config)
-        except TypeError as err:
-            raise ValueError(f"Invalid config for regularizer {name!r}: expected its constructor "
-                             f"arguments; received {config!r} ({err})") from None
-    if inspect.isclass(identifier) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier {identifier!r} (type "
-                     f"{type(identifier).__name__}); expected None, a callable, a Regularizer, "
-                     f"a {{'class_name', 'config'}} dict, or one of: {_VALID}")
+    return _REGISTRY.get(identifier)
 
 
 def serialize(regularizer):
@@ -185,11 +146,4 @@ def serialize(regularizer):
     Names and dicts are resolved first; plain functions cannot be serialized
     and raise ``ValueError``.
     """
-    if regularizer is None:
-        return None
-    if isinstance(regularizer, (str, dict)):
-        regularizer = get(regularizer)
-    if not isinstance(regularizer, Regularizer):
-        raise ValueError("Cannot serialize regularizer: expected a Regularizer instance or name; "
-                         f"received {regularizer!r} (type {type(regularizer).__name__})")
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+    return _REGISTRY.serialize(regularizer)

@@ -118,11 +118,16 @@ class BuiltinCell(Layer):
             raise ValueError(f"{self.name}: the last input dimension must be known to build, got {input_shape}")
         self.input_dim = int(input_dim)
         g = self.n_gates * self.units
+        self._add_weights((self.input_dim, g), (self.units, g))
+        self.built = True
+
+    def _add_weights(self, kernel_shape: tuple, recurrent_kernel_shape: tuple) -> None:
+        """Create ``kernel``, ``recurrent_kernel`` and ``bias`` (``None`` without ``use_bias``), in that order."""
         self.kernel = self.add_weight(
-            (self.input_dim, g), self.kernel_initializer, "kernel", self.kernel_regularizer, self.kernel_constraint
+            kernel_shape, self.kernel_initializer, "kernel", self.kernel_regularizer, self.kernel_constraint
         )
         self.recurrent_kernel = self.add_weight(
-            (self.units, g), self.recurrent_initializer, "recurrent_kernel",
+            recurrent_kernel_shape, self.recurrent_initializer, "recurrent_kernel",
             self.recurrent_regularizer, self.recurrent_constraint,
         )
         if self.use_bias:
@@ -131,7 +136,6 @@ class BuiltinCell(Layer):
             )
         else:
             self.bias = None
-        self.built = True
 
     def _bias_shape(self) -> tuple:
         return (self.n_gates * self.units,)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from rnnkit import activations
 from rnnkit.cells.base import BuiltinCell
-from rnnkit.cells.lstm import _UnitForgetBias
+from rnnkit.cells.lstm import UnitForgetBias, lstm_gates
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _SPATIAL = {1: "steps", 2: "rows, cols", 3: "dim1, dim2, dim3"}
@@ -212,21 +212,10 @@ class ConvLSTMCell(BuiltinCell):
         ]
         self._recurrent_pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in self.kernel_size]
         g = self.n_gates * self.filters
-        self.kernel = self.add_weight(
-            self.kernel_size + (self.input_dim, g), self.kernel_initializer, "kernel",
-            self.kernel_regularizer, self.kernel_constraint,
-        )
-        self.recurrent_kernel = self.add_weight(
-            self.kernel_size + (self.filters, g), self.recurrent_initializer, "recurrent_kernel",
-            self.recurrent_regularizer, self.recurrent_constraint,
-        )
-        if self.use_bias:
-            init = self.bias_initializer
-            if self.unit_forget_bias:
-                init = _UnitForgetBias(init, self.filters)
-            self.bias = self.add_weight((g,), init, "bias", self.bias_regularizer, self.bias_constraint)
-        else:
-            self.bias = None
+        self._add_weights(self.kernel_size + (self.input_dim, g), self.kernel_size + (self.filters, g))
+
+    def _bias_initializer(self) -> Any:
+        return UnitForgetBias(self.bias_initializer, self.filters) if self.unit_forget_bias else self.bias_initializer
 
     def get_initial_state(self, batch_size: int | None = None) -> list[torch.Tensor]:
         if self._state_shape is None:
@@ -290,12 +279,7 @@ class ConvLSTMCell(BuiltinCell):
         ones = (1,) * self.rank
         z = x_proj + self._conv(self._masked(h_prev, masks, channel_axis), self.recurrent_kernel, None, ones, ones,
                                 self._recurrent_pads, 1 if masks is None else len(masks))
-        z_i, z_f, z_c, z_o = z.chunk(4, dim=channel_axis)
-        i = self.recurrent_activation(z_i)
-        f = self.recurrent_activation(z_f)
-        c = f * c_prev + i * self.activation(z_c)
-        o = self.recurrent_activation(z_o)
-        h = o * self.activation(c)
+        h, c = lstm_gates(z, c_prev, self.activation, self.recurrent_activation, axis=channel_axis)
         return h, [h, c]
 
     # ----------------------------------------------------------------- config

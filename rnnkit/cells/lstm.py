@@ -15,16 +15,20 @@ the bias to ones. States: ``[h, c]``, each ``(batch, units)``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from rnnkit import initializers
+from rnnkit import activations, initializers
 from rnnkit.cells.base import BuiltinCell
 
 
-class _UnitForgetBias(initializers.Initializer):
-    """``bias_initializer`` for the i/c/o blocks, ones for the forget block."""
+class UnitForgetBias(initializers.Initializer):
+    """``base`` for the i/c/o blocks of a ``(4*units,)`` bias, ones for the forget block.
+
+    The ``bias_initializer`` of ``LSTMCell`` and ``ConvLSTMCell`` when
+    ``unit_forget_bias=True``.
+    """
 
     def __init__(self, base: Any, units: int) -> None:
         self.base, self.units = base, units
@@ -39,6 +43,27 @@ class _UnitForgetBias(initializers.Initializer):
         return {}
 
 
+def lstm_gates(z: torch.Tensor, c_prev: torch.Tensor, activation: Callable, recurrent_activation: Callable,
+               axis: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LSTM gates: ``(h_t, c_t)`` from the pre-activations ``z`` and ``c_{t-1}``.
+
+    ``z`` holds the four gate blocks ``i f c o`` along ``axis`` (the channel
+    axis for ``ConvLSTMCell``); ``c_prev`` has the shape of one block::
+
+        i = recurrent_activation(z_i)        f = recurrent_activation(z_f)
+        c_t = f * c_{t-1} + i * activation(z_c)
+        o = recurrent_activation(z_o)
+        h_t = o * activation(c_t)
+    """
+    z_i, z_f, z_c, z_o = z.chunk(4, dim=axis)
+    i = recurrent_activation(z_i)
+    f = recurrent_activation(z_f)
+    c = f * c_prev + i * activation(z_c)
+    o = recurrent_activation(z_o)
+    h = o * activation(c)
+    return h, c
+
+
 class LSTMCell(BuiltinCell):
     """Cell of ``LSTM``; Keras 3 arguments plus ``recurrent_activation`` and ``unit_forget_bias``."""
 
@@ -46,8 +71,6 @@ class LSTMCell(BuiltinCell):
 
     def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
                  unit_forget_bias: bool = True, **kwargs: Any) -> None:
-        from rnnkit import activations
-
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -57,24 +80,15 @@ class LSTMCell(BuiltinCell):
         return [self.units, self.units]
 
     def _bias_initializer(self) -> Any:
-        if self.unit_forget_bias:
-            return _UnitForgetBias(self.bias_initializer, self.units)
-        return self.bias_initializer
+        return UnitForgetBias(self.bias_initializer, self.units) if self.unit_forget_bias else self.bias_initializer
 
     def recurrent_step(self, x_proj: torch.Tensor, states: Any, training: bool = False):
         h_prev, c_prev = states[0], states[1]
         z = x_proj + self.recurrent_matmul(h_prev, self.recurrent_kernel, training)
-        z_i, z_f, z_c, z_o = z.chunk(4, dim=-1)
-        i = self.recurrent_activation(z_i)
-        f = self.recurrent_activation(z_f)
-        c = f * c_prev + i * self.activation(z_c)
-        o = self.recurrent_activation(z_o)
-        h = o * self.activation(c)
+        h, c = lstm_gates(z, c_prev, self.activation, self.recurrent_activation)
         return h, [h, c]
 
     def get_config(self) -> dict:
-        from rnnkit import activations
-
         config = super().get_config()
         config.update(
             recurrent_activation=activations.serialize(self.recurrent_activation),
