@@ -92,6 +92,9 @@ class Bidirectional(Layer):
             sub.zero_output_for_mask = sub.return_sequences
         self.merge_mode = merge_mode
         self._initial_weights = weights
+        if self._build_shape is None and layer.built and layer._feature_shape is not None:
+            # the wrapped layer was built eagerly (input_shape=...): so are the copies
+            self._build_shape = (None, None) + tuple(layer._feature_shape)
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.stateful = layer.stateful
