@@ -129,13 +129,17 @@ def rnn(
     states = list(initial_states)
     order = range(timesteps - 1, timesteps - 1 - steps, -1) if go_backwards else range(steps)
 
+    # unbind once: indexing x[t] inside the loop would make every step's
+    # backward allocate and fill a zero tensor of the whole input (O(T^2)).
+    per_step = [x.unbind(0) for x in flat_inputs]
+    masks = mask.unbind(0) if mask is not None else None
     outputs: list[torch.Tensor] = []
     output = prev = None
     for t in order:
-        x_t = flat_inputs[0][t] if structure is None else pack_as(structure, [x[t] for x in flat_inputs])
+        x_t = per_step[0][t] if structure is None else pack_as(structure, [x[t] for x in per_step])
         output, new_states = step_function(x_t, tuple(states) + constants)
-        if mask is not None:
-            m = mask[t]
+        if masks is not None:
+            m = masks[t]
             flat_old = flatten(states)
             flat_new = flatten(new_states)
             states = pack_as(new_states, [_where(m, n, o) for n, o in zip(flat_new, flat_old)])

@@ -55,11 +55,10 @@ def lstm_gates(z: torch.Tensor, c_prev: torch.Tensor, activation: Callable, recu
         o = recurrent_activation(z_o)
         h_t = o * activation(c_t)
     """
-    z_i, z_f, z_c, z_o = z.chunk(4, dim=axis)
-    i = recurrent_activation(z_i)
-    f = recurrent_activation(z_f)
-    c = f * c_prev + i * activation(z_c)
-    o = recurrent_activation(z_o)
+    # One recurrent_activation over all four blocks (the c block of it is
+    # unused): one op and one autograd node per step instead of three.
+    i, f, _, o = recurrent_activation(z).chunk(4, dim=axis)
+    c = f * c_prev + i * activation(z.chunk(4, dim=axis)[2])
     h = o * activation(c)
     return h, c
 
