@@ -28,7 +28,7 @@ _RNNKIT = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "simple": rnnkit.SimpleRNN}
 _TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple": torch.nn.RNN}
 
 
-def median_time(fn: Callable[[], Any], repeats: int = 7, warmup: int = 2, budget_s: float = 3.0) -> float:
+def median_time(fn: Callable[[], Any], repeats: int = 11, warmup: int = 3, budget_s: float = 3.0) -> float:
     """Median wall time of ``fn()``; fewer repeats when one call is slow."""
     for _ in range(warmup):
         fn()
