@@ -22,7 +22,7 @@ def demo_run(tmp_path_factory):
     ``--threads 1``: the test machine's two cores are shared with other jobs,
     and two OpenMP threads that wait on each other at every timestep of the
     fused kernel slow down several times when either is descheduled; the
-    numbers do not depend on the thread count.
+    thread count changes the losses only by float rounding.
     """
     out = tmp_path_factory.mktemp("demo") / "out"
     proc = subprocess.run(
