@@ -10,6 +10,7 @@ Gate order ``z r h``; with ``x_z, x_r, x_h`` the blocks of ``x @ kernel + input_
     h_t = z * h + (1 - z) * hh
 """
 
+import functools
 import itertools
 
 import numpy as np
@@ -17,28 +18,23 @@ import pytest
 import torch
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
-MASKS = {"none": None, "right_padded": MASK_RIGHT_PADDED, "holes": MASK_HOLES}
+from .helpers import (  # noqa: F401  (_one_thread: module-wide autouse fixture)
+    GRAD_MASKS,
+    MASKS,
+    _arange_x,
+    _hard_sigmoid,
+    _one_thread,
+    _sigmoid,
+    _step_by_hand,
+    constant_layer,
+    gradcheck_inputs,
+    np_run,
+    random_bias_layer,
+    stepped_inputs,
+)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matmuls on 2 busy cores run faster on one torch thread (no stalled workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-Constant = rnnkit.initializers.Constant
-
-
-def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
-def _hard_sigmoid(v):  # Keras 3: relu6(x + 3) / 6
-    return np.clip(v / 6.0 + 0.5, 0.0, 1.0)
+_constant_layer = functools.partial(constant_layer, rnnkit.GRU)
 
 
 # ------------------------------------------------------- numpy reference
@@ -62,38 +58,6 @@ def np_step(x_t, states, kernel, recurrent_kernel, bias, reset_after, act=np.tan
         hh = act(x_h + (r * h) @ U_h)
     h = z * h + (1.0 - z) * hh
     return h, [h]
-
-
-def np_run(step, x, states, mask=None, go_backwards=False, zero_output=False):
-    """Keras loop semantics by hand: outputs in processing order, masked steps carry states."""
-    T = x.shape[1]
-    prev, outs = np.zeros_like(step(x[:, 0], states)[0]), []
-    for t in reversed(range(T)) if go_backwards else range(T):
-        out, new = step(x[:, t], states)
-        if mask is not None:
-            m = mask[:, t][:, None]
-            new = [np.where(m, n, s) for n, s in zip(new, states)]
-            out = np.where(m, out, 0.0 if zero_output else prev)
-        states, prev = new, out
-        outs.append(out)
-    return np.stack(outs, 1), states
-
-
-def _arange_x(B=2, T=3, F=3):
-    return (np.arange(B * T * F, dtype="float64").reshape(B, T, F) - 6.0) * 0.1
-
-
-def _constant_layer(units=2, dtype="float64", **kwargs):
-    return rnnkit.GRU(
-        units,
-        kernel_initializer=Constant(0.01),
-        recurrent_initializer=Constant(0.02),
-        bias_initializer=Constant(0.03),
-        return_sequences=True,
-        return_state=True,
-        dtype=dtype,
-        **kwargs,
-    )
 
 
 def _constant_weights(reset_after, F=3, U=2):
@@ -203,23 +167,6 @@ def test_cell_protocol(reset_after):
     np.testing.assert_allclose(out.detach().numpy(), expected, atol=1e-6)
 
 
-def _step_by_hand(cell, x, states, mask, go_backwards, zero_output):
-    """The layer's job done in a Python loop calling ``cell(x[:, t], states)``."""
-    outs, prev = [], None
-    for t in reversed(range(x.shape[1])) if go_backwards else range(x.shape[1]):
-        out, new = cell(x[:, t], states)
-        if mask is not None:
-            m = mask[:, t].unsqueeze(1)
-            new = [torch.where(m, n, s) for n, s in zip(new, states)]
-            if prev is None:
-                prev = torch.zeros_like(out)
-            out = torch.where(m, out, torch.zeros_like(out) if zero_output else prev)
-            prev = out
-        states = list(new)
-        outs.append(out)
-    return torch.stack(outs, 1), states
-
-
 @pytest.mark.parametrize(
     "reset_after,mask_name,go_backwards,zero_output,use_fused",
     [g for g in itertools.product([True, False], sorted(MASKS), [False, True], [False, True], ["auto", False])
@@ -227,13 +174,9 @@ def _step_by_hand(cell, x, states, mask, go_backwards, zero_output):
 )
 def test_layer_equals_cell_stepped_by_hand(reset_after, mask_name, go_backwards, zero_output, use_fused):
     B, T, F, U = 3, 6, 4, 5
-    layer = rnnkit.GRU(U, reset_after=reset_after, return_sequences=True, return_state=True,
-                       go_backwards=go_backwards, zero_output_for_mask=zero_output, use_fused=use_fused,
-                       dtype="float64", bias_initializer=rnnkit.initializers.RandomNormal(stddev=0.3, seed=4))
-    rng = np.random.RandomState(0)
-    x = torch.tensor(rng.randn(B, T, F))
-    h0 = torch.tensor(rng.randn(B, U))
-    mask = None if MASKS[mask_name] is None else torch.tensor(MASKS[mask_name])
+    layer = random_bias_layer(rnnkit.GRU, U, reset_after=reset_after, go_backwards=go_backwards,
+                              zero_output_for_mask=zero_output, use_fused=use_fused)
+    x, (h0,), mask = stepped_inputs(1, mask_name, B, T, F, U)
     seq, h = layer(x, initial_state=[h0], mask=mask)
     exp_seq, (exp_h,) = _step_by_hand(layer.cell, x, [h0], mask, go_backwards, zero_output)
     np.testing.assert_allclose(seq.detach().numpy(), exp_seq.detach().numpy(), atol=1e-12, rtol=0)
@@ -242,29 +185,14 @@ def test_layer_equals_cell_stepped_by_hand(reset_after, mask_name, go_backwards,
 
 
 # ------------------------------------------------------------ gradcheck
-GRAD_MASKS = {
-    "none": None,
-    "right_padded": np.array([[1, 1, 1], [1, 1, 0]], dtype=bool),
-    "holes": np.array([[1, 0, 1], [0, 1, 1]], dtype=bool),
-}
-
-
 @pytest.mark.parametrize("use_fused", ["auto", False])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("mask_name", sorted(GRAD_MASKS))
 @pytest.mark.parametrize("reset_after", [True, False])
 def test_gradcheck(reset_after, mask_name, go_backwards, use_fused):
-    layer = rnnkit.GRU(2, reset_after=reset_after, return_sequences=True, return_state=True,
-                       go_backwards=go_backwards, use_fused=use_fused, dtype="float64",
-                       bias_initializer=rnnkit.initializers.RandomNormal(stddev=0.3, seed=4))
-    rng = np.random.RandomState(1)
-    x = torch.tensor(rng.randn(2, 3, 2), requires_grad=True)
-    h0 = torch.tensor(rng.randn(2, 2), requires_grad=True)
-    mask = None if GRAD_MASKS[mask_name] is None else torch.tensor(GRAD_MASKS[mask_name])
-
-    def f(x, h0):
-        return tuple(layer(x, initial_state=[h0], mask=mask))
-
+    layer = random_bias_layer(rnnkit.GRU, 2, reset_after=reset_after, go_backwards=go_backwards,
+                              use_fused=use_fused)
+    f, x, (h0,), mask = gradcheck_inputs(layer, 1, mask_name)
     assert torch.autograd.gradcheck(f, (x, h0), eps=1e-6, atol=1e-7)
     seq, h = f(x, h0)
     (gx,) = torch.autograd.grad(seq.sum() + h.sum(), x)

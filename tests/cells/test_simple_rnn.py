@@ -5,6 +5,7 @@ Python loop, and ``torch.autograd.gradcheck`` through the layer.
     h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)
 """
 
+import functools
 import itertools
 
 import numpy as np
@@ -12,58 +13,27 @@ import pytest
 import torch
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
-MASKS = {"none": None, "right_padded": MASK_RIGHT_PADDED, "holes": MASK_HOLES}
+from .helpers import (  # noqa: F401  (_one_thread: module-wide autouse fixture)
+    GRAD_MASKS,
+    MASKS,
+    _arange_x,
+    _one_thread,
+    _step_by_hand,
+    constant_layer,
+    gradcheck_inputs,
+    np_run,
+    random_bias_layer,
+    stepped_inputs,
+)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matmuls on 2 busy cores run faster on one torch thread (no stalled workers)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-Constant = rnnkit.initializers.Constant
+_constant_layer = functools.partial(constant_layer, rnnkit.SimpleRNN)
 
 
 # ------------------------------------------------------- numpy reference
 def np_step(x_t, states, kernel, recurrent_kernel, bias, activation=np.tanh):
     h = activation(x_t @ kernel + (0.0 if bias is None else bias) + states[0] @ recurrent_kernel)
     return h, [h]
-
-
-def np_run(step, x, states, mask=None, go_backwards=False, zero_output=False):
-    """Keras loop semantics by hand: outputs in processing order, masked steps carry states."""
-    T = x.shape[1]
-    prev, outs = np.zeros_like(step(x[:, 0], states)[0]), []
-    for t in reversed(range(T)) if go_backwards else range(T):
-        out, new = step(x[:, t], states)
-        if mask is not None:
-            m = mask[:, t][:, None]
-            new = [np.where(m, n, s) for n, s in zip(new, states)]
-            out = np.where(m, out, 0.0 if zero_output else prev)
-        states, prev = new, out
-        outs.append(out)
-    return np.stack(outs, 1), states
-
-
-def _arange_x(B=2, T=3, F=3):
-    return (np.arange(B * T * F, dtype="float64").reshape(B, T, F) - 6.0) * 0.1
-
-
-def _constant_layer(units=2, dtype="float64", **kwargs):
-    return rnnkit.SimpleRNN(
-        units,
-        kernel_initializer=Constant(0.01),
-        recurrent_initializer=Constant(0.02),
-        bias_initializer=Constant(0.03),
-        return_sequences=True,
-        return_state=True,
-        dtype=dtype,
-        **kwargs,
-    )
 
 
 # --------------------------------------------------------------- golden
@@ -157,23 +127,6 @@ def test_cell_protocol():
     np.testing.assert_allclose(out.detach().numpy(), np.tanh(x.numpy() @ K + b), atol=1e-6)
 
 
-def _step_by_hand(cell, x, states, mask, go_backwards, zero_output):
-    """The layer's job done in a Python loop calling ``cell(x[:, t], states)``."""
-    outs, prev = [], None
-    for t in reversed(range(x.shape[1])) if go_backwards else range(x.shape[1]):
-        out, new = cell(x[:, t], states)
-        if mask is not None:
-            m = mask[:, t].unsqueeze(1)
-            new = [torch.where(m, n, s) for n, s in zip(new, states)]
-            if prev is None:
-                prev = torch.zeros_like(out)
-            out = torch.where(m, out, torch.zeros_like(out) if zero_output else prev)
-            prev = out
-        states = list(new)
-        outs.append(out)
-    return torch.stack(outs, 1), states
-
-
 @pytest.mark.parametrize(
     "mask_name,go_backwards,zero_output,use_fused",
     [g for g in itertools.product(sorted(MASKS), [False, True], [False, True], ["auto", False])
@@ -181,13 +134,9 @@ def _step_by_hand(cell, x, states, mask, go_backwards, zero_output):
 )
 def test_layer_equals_cell_stepped_by_hand(mask_name, go_backwards, zero_output, use_fused):
     B, T, F, U = 3, 6, 4, 5
-    layer = rnnkit.SimpleRNN(U, return_sequences=True, return_state=True, go_backwards=go_backwards,
-                             zero_output_for_mask=zero_output, use_fused=use_fused, dtype="float64",
-                             bias_initializer=rnnkit.initializers.RandomNormal(stddev=0.3, seed=4))
-    rng = np.random.RandomState(0)
-    x = torch.tensor(rng.randn(B, T, F))
-    h0 = torch.tensor(rng.randn(B, U))
-    mask = None if MASKS[mask_name] is None else torch.tensor(MASKS[mask_name])
+    layer = random_bias_layer(rnnkit.SimpleRNN, U, go_backwards=go_backwards, zero_output_for_mask=zero_output,
+                              use_fused=use_fused)
+    x, (h0,), mask = stepped_inputs(1, mask_name, B, T, F, U)
     seq, h = layer(x, initial_state=[h0], mask=mask)
     exp_seq, (exp_h,) = _step_by_hand(layer.cell, x, [h0], mask, go_backwards, zero_output)
     np.testing.assert_allclose(seq.detach().numpy(), exp_seq.detach().numpy(), atol=1e-12, rtol=0)
@@ -196,28 +145,12 @@ def test_layer_equals_cell_stepped_by_hand(mask_name, go_backwards, zero_output,
 
 
 # ------------------------------------------------------------ gradcheck
-GRAD_MASKS = {
-    "none": None,
-    "right_padded": np.array([[1, 1, 1], [1, 1, 0]], dtype=bool),
-    "holes": np.array([[1, 0, 1], [0, 1, 1]], dtype=bool),
-}
-
-
 @pytest.mark.parametrize("use_fused", ["auto", False])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("mask_name", sorted(GRAD_MASKS))
 def test_gradcheck(mask_name, go_backwards, use_fused):
-    layer = rnnkit.SimpleRNN(2, return_sequences=True, return_state=True, go_backwards=go_backwards,
-                             use_fused=use_fused, dtype="float64",
-                             bias_initializer=rnnkit.initializers.RandomNormal(stddev=0.3, seed=4))
-    rng = np.random.RandomState(1)
-    x = torch.tensor(rng.randn(2, 3, 2), requires_grad=True)
-    h0 = torch.tensor(rng.randn(2, 2), requires_grad=True)
-    mask = None if GRAD_MASKS[mask_name] is None else torch.tensor(GRAD_MASKS[mask_name])
-
-    def f(x, h0):
-        return tuple(layer(x, initial_state=[h0], mask=mask))
-
+    layer = random_bias_layer(rnnkit.SimpleRNN, 2, go_backwards=go_backwards, use_fused=use_fused)
+    f, x, (h0,), mask = gradcheck_inputs(layer, 1, mask_name)
     assert torch.autograd.gradcheck(f, (x, h0), eps=1e-6, atol=1e-7)
     # and gradients do reach the inputs (masked steps excluded)
     seq, h = f(x, h0)
