@@ -150,8 +150,9 @@ class BuiltinCell(Layer):
 
     # ---------------------------------------------------------- dropout masks
     def reset_dropout_masks(self) -> None:
-        self._dropout_masks = None
-        self._recurrent_dropout_masks = None
+        # plain dict writes: this runs twice per layer call, masks are no modules
+        self.__dict__["_dropout_masks"] = None
+        self.__dict__["_recurrent_dropout_masks"] = None
 
     @property
     def _mask_count(self) -> int:

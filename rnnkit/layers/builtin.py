@@ -60,10 +60,13 @@ class BuiltinRNN(RNN):
         super().__init__(cell, dtype=dtype, use_fused=use_fused, **rnn_kwargs, **layer_kwargs)
 
     def __getattr__(self, name: str) -> Any:
+        modules = self.__dict__.get("_modules", {})
+        if name in modules:  # `self.cell`, on every call: skip the exception path
+            return modules[name]
         try:
             return super().__getattr__(name)
         except AttributeError:
-            cell = self.__dict__.get("_modules", {}).get("cell")
+            cell = modules.get("cell")
             if cell is not None and not name.startswith("_") and hasattr(cell, name):
                 return getattr(cell, name)
             raise

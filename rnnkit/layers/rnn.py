@@ -158,6 +158,9 @@ class RNN(Layer):
 
     # ------------------------------------------------------------------- call
     def _device(self) -> torch.device | None:
+        records = getattr(self.cell, "_weight_records", None)
+        if records:  # the common case, without walking the module tree
+            return records[0]["param"].device
         for p in self.parameters():
             return p.device
         return None
