@@ -194,11 +194,10 @@ class RNN(Layer):
                     )
         if initial_state is not None:
             states = self._nest(check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device))
-        elif self.stateful and self.states is not None:
-            states = self.states
         else:
-            states = initial_state_of(self.cell, batch, self.dtype)
-            states = [s.to(x.device) if isinstance(s, torch.Tensor) else s for s in states]
+            states = self.states if self.stateful and self.states is not None else \
+                initial_state_of(self.cell, batch, self.dtype)
+            states = pack_as(states, [s.to(x.device) for s in flatten(states)])  # no-op on the same device
         if constants is not None:
             if not self._cell_takes_constants:
                 raise ValueError(
