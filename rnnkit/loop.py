@@ -32,7 +32,7 @@ from rnnkit._tree import flatten, pack_as
 StepFunction = Callable[[Any, tuple], tuple]
 
 
-def _where(mask_t: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+def _where(mask_t: torch.Tensor, new: torch.Tensor, old: torch.Tensor | float) -> torch.Tensor:
     """``where(mask, new, old)`` with a ``(batch,)`` mask broadcast over ``new``."""
     m = mask_t.view(mask_t.shape[0], *([1] * (new.dim() - 1)))
     return torch.where(m, new, old)
@@ -145,7 +145,7 @@ def rnn(
             states = pack_as(new_states, [_where(m, n, o) for n, o in zip(flat_new, flat_old)])
             if prev is None:
                 prev = torch.zeros_like(output)
-            output = _where(m, output, torch.zeros_like(output) if zero_output_for_mask else prev)
+            output = _where(m, output, 0.0 if zero_output_for_mask else prev)
             prev = output
         else:
             states = new_states
