@@ -10,10 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 
-def is_nested(x: Any) -> bool:
-    return isinstance(x, (list, tuple, dict))
-
-
 def flatten(x: Any) -> list:
     """Leaves of ``x`` in depth-first order (dict values by sorted key)."""
     if isinstance(x, dict):

@@ -96,8 +96,6 @@ def rnn(
     if not time_major:
         flat_inputs = [x.transpose(0, 1) for x in flat_inputs]
     timesteps, batch = flat_inputs[0].shape[:2]
-    if unroll and timesteps == 0:
-        raise ValueError("rnn(): unrolling requires a known, non-zero number of timesteps")
     if timesteps == 0:
         raise ValueError("rnn(): inputs have 0 timesteps; at least one step is needed")
 

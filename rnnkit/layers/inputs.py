@@ -34,10 +34,10 @@ def as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None, what: str
     return t
 
 
-def check_sequences(x: torch.Tensor, layer: str, feature_shape: tuple | None, min_rank: int = 3) -> None:
-    if x.dim() < min_rank:
+def check_sequences(x: torch.Tensor, layer: str, feature_shape: tuple | None) -> None:
+    if x.dim() < 3:
         raise ValueError(
-            f"{layer}: expected input of rank {min_rank} or more (batch, timesteps, features...), "
+            f"{layer}: expected input of rank 3 or more (batch, timesteps, features...), "
             f"got shape {tuple(x.shape)} (rank {x.dim()})"
         )
     if feature_shape is not None and tuple(x.shape[2:]) != tuple(feature_shape):
