@@ -11,10 +11,9 @@ halves). The twin of this path is two separate layer calls.
 from __future__ import annotations
 
 import torch
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.fused.convert import cell_to_torch
-from rnnkit.fused.kernels import kernel_for
+from rnnkit.fused.kernels import kernel_for, run_kernel
 from rnnkit.fused.predicates import FUSED, select_path
 
 
@@ -46,13 +45,6 @@ def pair_blockers(fw, bw, mask: torch.Tensor | None, training: bool, has_constan
     return reasons
 
 
-def _hx(states_fw: list, states_bw: list, index: torch.Tensor | None):
-    pairs = [torch.stack([f, b]) for f, b in zip(states_fw, states_bw)]
-    if index is not None:
-        pairs = [p.index_select(1, index) for p in pairs]
-    return tuple(pairs) if len(pairs) == 2 else pairs[0]
-
-
 def fused_bidirectional(fw, bw, x: torch.Tensor, states_fw: list, states_bw: list, mask: torch.Tensor | None):
     """Both halves at once on batch-major ``x``.
 
@@ -67,25 +59,14 @@ def fused_bidirectional(fw, bw, x: torch.Tensor, states_fw: list, states_bw: lis
     if mask is not None and bool(mask.all()):
         mask = None
     if mask is None:
-        out, *hn = kernel(x, _hx(states_fw, states_bw, None), weights, fw.cell.use_bias, 1, 0.0, False, True, True)
-        new_fw = [h[0] for h in hn]
-        new_bw = [h[1] for h in hn]
+        out, hn = run_kernel(kernel, x, [states_fw, states_bw], weights, fw.cell.use_bias)
         seq_fw, seq_bw = out[..., :u], out[..., u:].flip(1)
-        return (seq_fw[:, -1], seq_fw, new_fw), (seq_bw[:, -1], seq_bw, new_bw)
+        return (seq_fw[:, -1], seq_fw, [h[0] for h in hn]), (seq_bw[:, -1], seq_bw, [h[1] for h in hn])
 
     lengths = mask.sum(1)
-    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-    hx = _hx(states_fw, states_bw, packed.sorted_indices)
-    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, fw.cell.use_bias, 1, 0.0, False, True)
-    out, _ = pad_packed_sequence(
-        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
-        batch_first=True,
-        total_length=T,
-    )
+    out, hn = run_kernel(kernel, x, [states_fw, states_bw], weights, fw.cell.use_bias, lengths)
     has_steps = lengths > 0
-    keep = has_steps.view(B, 1, 1)
-    out = torch.where(keep, out, torch.zeros_like(out))
-    hn = [h.index_select(1, packed.unsorted_indices) for h in hn]
+    out = torch.where(has_steps.view(B, 1, 1), out, torch.zeros_like(out))
     new_fw = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, states_fw)]
     new_bw = [torch.where(has_steps.unsqueeze(1), h[1], s) for h, s in zip(hn, states_bw)]
     seq_fw, seq_bw_aligned = out[..., :u], out[..., u:]

@@ -38,9 +38,36 @@ def kernel_for(cell):
     return torch.rnn_relu if cell.activation is activations.relu else torch.rnn_tanh
 
 
-def _hx(states: list, index: torch.Tensor | None, is_lstm: bool):
-    hs = [s.unsqueeze(0) if index is None else s.index_select(0, index).unsqueeze(0) for s in states]
-    return (hs[0], hs[1]) if is_lstm else hs[0]
+def _hx(directions: list[list[torch.Tensor]], index: torch.Tensor | None):
+    """torch's ``hx``: per state ``(n_directions, B, U)``, rows in ``index`` order; a pair for LSTM."""
+    hs = [torch.stack(per_state) for per_state in zip(*directions)]
+    if index is not None:
+        hs = [h.index_select(1, index) for h in hs]
+    return tuple(hs) if len(hs) == 2 else hs[0]
+
+
+def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], weights: list, use_bias: bool,
+               lengths: torch.Tensor | None = None):
+    """One kernel call, bidirectional when ``directions`` holds two state lists.
+
+    Returns ``out`` ``(B, T, n_directions*U)`` (zero past each row's length when
+    ``lengths`` is given: packed sequences, fully masked rows run one step and
+    must be fixed by the caller) and the final states, each
+    ``(n_directions, B, U)`` in batch order.
+    """
+    bidirectional = len(directions) == 2
+    if lengths is None:
+        out, *hn = kernel(x, _hx(directions, None), weights, use_bias, 1, 0.0, False, bidirectional, True)
+        return out, hn
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    hx = _hx(directions, packed.sorted_indices)
+    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, use_bias, 1, 0.0, False, bidirectional)
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=x.shape[1],
+    )
+    return out, [h.index_select(1, packed.unsorted_indices) for h in hn]
 
 
 def _gather_time(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -65,7 +92,6 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         x = x * masks[0].unsqueeze(1)
     weights = cell_to_torch(cell)
     kernel = kernel_for(cell)
-    is_lstm = kernel is torch.lstm
     B, T = x.shape[:2]
     if mask is not None and bool(mask.all()):
         mask = None
@@ -73,26 +99,15 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
-        out, *hn = kernel(x, _hx(states, None, is_lstm), weights, cell.use_bias, 1, 0.0, False, False, True)
-        new_states = [h.squeeze(0) for h in hn]
-        return out[:, -1], out, new_states
+        out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias)
+        return out[:, -1], out, [h[0] for h in hn]
 
     lengths = mask.sum(1)
     if layer.go_backwards:
         x = reverse_valid(x, lengths)
-    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-    hx = _hx(states, packed.sorted_indices, is_lstm)
-    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, cell.use_bias, 1, 0.0, False, False)
-    out, _ = pad_packed_sequence(
-        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
-        batch_first=True,
-        total_length=T,
-    )
+    out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias, lengths)
     has_steps = lengths > 0
-    new_states = [
-        torch.where(has_steps.unsqueeze(1), h.squeeze(0).index_select(0, packed.unsorted_indices), s)
-        for h, s in zip(hn, states)
-    ]
+    new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, states)]
     t = torch.arange(T, device=x.device).unsqueeze(0)
     len_col = lengths.unsqueeze(1)
     if layer.go_backwards:
