@@ -45,7 +45,7 @@ from rnnkit.cells.stacked import cell_call_fn
 from rnnkit.layer import Layer
 from rnnkit.layers.inputs import as_tensor, check_states
 from rnnkit.layers.rnn import initial_state_of, reset_cell_dropout
-from rnnkit.loop import lengths_to_mask, rnn
+from rnnkit.loop import lengths_to_mask, reverse_valid, rnn
 
 __all__ = [
     "bidirectional_dynamic_rnn",
@@ -181,12 +181,7 @@ def reverse_sequence(x: torch.Tensor, sequence_length: torch.Tensor | None, time
         return x.flip(time_axis)
     if time_axis == 0:
         return reverse_sequence(x.transpose(0, 1), sequence_length, 1).transpose(0, 1)
-    batch, timesteps = x.shape[0], x.shape[1]
-    lengths = sequence_length.to(device=x.device, dtype=torch.int64).reshape(batch, 1)
-    steps = torch.arange(timesteps, device=x.device).unsqueeze(0)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
-    rows = torch.arange(batch, device=x.device).unsqueeze(1)
-    return x[rows, index]
+    return reverse_valid(x, sequence_length)
 
 
 def _stack_static(inputs: Any, cells: Sequence[Any], fn: str) -> torch.Tensor:

@@ -44,6 +44,20 @@ def lengths_to_mask(lengths: torch.Tensor, timesteps: int) -> torch.Tensor:
     return steps.unsqueeze(0) < lengths.reshape(-1, 1)
 
 
+def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse the first ``lengths[b]`` steps of each row of ``x`` ``(batch, time, ...)``.
+
+    ``x'[b, t] = x[b, L_b - 1 - t]`` for ``t < L_b``, ``x[b, t]`` after; its own
+    inverse (``tf.reverse_sequence`` with batch axis 0, time axis 1).
+    """
+    batch, timesteps = x.shape[0], x.shape[1]
+    lengths = lengths.to(device=x.device, dtype=torch.int64).reshape(batch, 1)
+    steps = torch.arange(timesteps, device=x.device).unsqueeze(0)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    rows = torch.arange(batch, device=x.device).unsqueeze(1)
+    return x[rows, index]
+
+
 def rnn(
     step_function: StepFunction,
     inputs: Any,

@@ -23,6 +23,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.fused.convert import cell_to_torch
+from rnnkit.loop import reverse_valid
 
 
 def kernel_for(cell):
@@ -73,15 +74,6 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
 def _gather_time(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``out[b, idx[b, t]]`` for ``out`` ``(B, T, U)`` and ``idx`` ``(B, T)``."""
     return out.gather(1, idx.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
-
-
-def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse the first ``lengths[b]`` steps of each row of ``x`` ``(B, T, ...)``."""
-    T = x.shape[1]
-    t = torch.arange(T, device=x.device).unsqueeze(0)
-    idx = torch.where(t < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - t, t)
-    flat = x.reshape(x.shape[0], T, -1)
-    return _gather_time(flat, idx).reshape(x.shape)
 
 
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):

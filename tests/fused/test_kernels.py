@@ -17,7 +17,8 @@ import torch
 
 import rnnkit
 import rnnkit.layers.rnn as rnn_module
-from rnnkit.fused.kernels import fused_rnn, kernel_for, reverse_valid
+from rnnkit.fused.kernels import fused_rnn, kernel_for
+from rnnkit.loop import reverse_valid
 
 B, T, F, U = 4, 6, 3, 5
 
