@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rnnkit.cells.stacked import cell_call_fn
+from rnnkit.cells.stacked import cell_step_function
 from rnnkit.layer import Layer
 from rnnkit.layers.inputs import as_tensor, check_states
 from rnnkit.layers.rnn import initial_state_of, reset_cell_dropout
@@ -140,18 +140,6 @@ def _public_state(states: list) -> Any:
     return states
 
 
-def _step_function(cell: Any):
-    call = cell_call_fn(cell)
-
-    def step(x_t, states):
-        output, new_states = call(x_t, list(states))
-        if not isinstance(new_states, (list, tuple)):
-            new_states = [new_states]
-        return output, list(new_states)
-
-    return step
-
-
 def _run(cell: Any, x: torch.Tensor, lengths: torch.Tensor | None, initial_state: Any, fn: str,
          what: str = "initial_state"):
     """Batch-major core: ``x`` ``(batch, T, ...)`` -> ``(outputs (batch, T, ...), states list)``."""
@@ -161,7 +149,7 @@ def _run(cell: Any, x: torch.Tensor, lengths: torch.Tensor | None, initial_state
     mask = None if lengths is None else lengths_to_mask(lengths, timesteps)
     reset_cell_dropout(cell)
     try:
-        _, outputs, new_states = rnn(_step_function(cell), x, states, mask=mask, zero_output_for_mask=True)
+        _, outputs, new_states = rnn(cell_step_function(cell), x, states, mask=mask, zero_output_for_mask=True)
     finally:
         reset_cell_dropout(cell)
     return outputs, new_states

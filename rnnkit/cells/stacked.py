@@ -26,6 +26,19 @@ def cell_call_fn(cell: Any):
     return cell if callable(cell) else cell.call
 
 
+def cell_step_function(cell: Any, **kwargs: Any):
+    """``(x_t, states) -> (output_t, new_states list)`` calling ``cell`` with ``kwargs``."""
+    call = cell_call_fn(cell)
+
+    def step(x_t, states):
+        output, new_states = call(x_t, list(states), **kwargs)
+        if not isinstance(new_states, (list, tuple)):
+            new_states = [new_states]
+        return output, list(new_states)
+
+    return step
+
+
 def cell_method(cell: Any):
     """The user-visible call method, to inspect which keywords it accepts."""
     fn = getattr(cell, "call", None)

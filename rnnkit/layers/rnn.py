@@ -31,7 +31,7 @@ import torch
 
 from rnnkit._tree import flatten, pack_as
 from rnnkit.cells.base import call_accepts
-from rnnkit.cells.stacked import StackedRNNCells, cell_call_fn, cell_method, cell_output_size
+from rnnkit.cells.stacked import StackedRNNCells, cell_method, cell_output_size, cell_step_function
 from rnnkit.fused.kernels import fused_rnn
 from rnnkit.fused.predicates import FUSED, HOISTED, select_path
 from rnnkit.layer import Layer
@@ -215,15 +215,7 @@ class RNN(Layer):
             kwargs["training"] = training
         if constants is not None:
             kwargs["constants"] = constants
-        call = cell_call_fn(self.cell)
-
-        def step(x_t, states):
-            output, new_states = call(x_t, list(states), **kwargs)
-            if not isinstance(new_states, (list, tuple)):
-                new_states = [new_states]
-            return output, list(new_states)
-
-        return step
+        return cell_step_function(self.cell, **kwargs)
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
