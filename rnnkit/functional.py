@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rnnkit.cells.stacked import cell_step_function
+from rnnkit.cells.stacked import cell_step_function, check_cell
 from rnnkit.layer import Layer
 from rnnkit.layers.inputs import as_tensor, check_states
 from rnnkit.layers.rnn import initial_state_of, reset_cell_dropout
@@ -57,17 +57,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- helpers
-def _check_cell(cell: Any, fn: str, what: str = "cell") -> list:
-    """The cell's ``state_size`` as a list (one entry per state)."""
-    state_size = getattr(cell, "state_size", None)
-    if state_size is None:
-        raise ValueError(f"{fn}: {what} must be a recurrent cell with a `state_size` attribute, "
-                         f"got {type(cell).__name__}")
-    if not (callable(cell) or hasattr(cell, "call")):
-        raise ValueError(f"{fn}: {what} ({type(cell).__name__}) is not callable and has no `call` method")
-    return list(state_size) if isinstance(state_size, (list, tuple)) else [state_size]
-
-
 def _compute_dtype(cells: Sequence[Any], x: Any) -> torch.dtype:
     """The cell's dtype for ``Layer`` cells, else the input's float dtype (or torch's default)."""
     for cell in cells:
@@ -143,7 +132,7 @@ def _public_state(states: list) -> Any:
 def _run(cell: Any, x: torch.Tensor, lengths: torch.Tensor | None, initial_state: Any, fn: str,
          what: str = "initial_state"):
     """Batch-major core: ``x`` ``(batch, T, ...)`` -> ``(outputs (batch, T, ...), states list)``."""
-    state_size = _check_cell(cell, fn)
+    state_size = check_cell(cell, fn)
     batch, timesteps = x.shape[0], x.shape[1]
     states = _initial_states(cell, state_size, initial_state, batch, x.dtype, x.device, fn, what)
     mask = None if lengths is None else lengths_to_mask(lengths, timesteps)
@@ -219,7 +208,7 @@ def static_rnn(cell: Any, inputs: Sequence[Any], initial_state: Any = None, sequ
         ``state`` the state after each row's last valid step.
     """
     fn = "static_rnn"
-    _check_cell(cell, fn)
+    check_cell(cell, fn)
     x = _stack_static(inputs, [cell], fn)
     lengths = _check_lengths(sequence_length, x.shape[0], x.shape[1], x.device, fn)
     outputs, states = _run(cell, x, lengths, initial_state, fn)
@@ -244,7 +233,7 @@ def dynamic_rnn(cell: Any, inputs: Any, sequence_length: Any = None, initial_sta
         ``state`` the state after each row's last valid step.
     """
     fn = "dynamic_rnn"
-    _check_cell(cell, fn)
+    check_cell(cell, fn)
     x = _dynamic_inputs(inputs, [cell], time_major, fn)
     lengths = _check_lengths(sequence_length, x.shape[0], x.shape[1], x.device, fn)
     outputs, states = _run(cell, x, lengths, initial_state, fn)
@@ -281,8 +270,8 @@ def static_bidirectional_rnn(cell_fw: Any, cell_bw: Any, inputs: Sequence[Any], 
         the final forward and backward states.
     """
     fn = "static_bidirectional_rnn"
-    _check_cell(cell_fw, fn, "cell_fw")
-    _check_cell(cell_bw, fn, "cell_bw")
+    check_cell(cell_fw, fn, "cell_fw")
+    check_cell(cell_bw, fn, "cell_bw")
     x = _stack_static(inputs, [cell_fw, cell_bw], fn)
     lengths = _check_lengths(sequence_length, x.shape[0], x.shape[1], x.device, fn)
     out_fw, out_bw, st_fw, st_bw = _bidirectional(cell_fw, cell_bw, x, lengths, initial_state_fw,
@@ -311,8 +300,8 @@ def bidirectional_dynamic_rnn(cell_fw: Any, cell_bw: Any, inputs: Any, sequence_
         input ``t`` (it has read ``x[b, L-1], ..., x[b, t]``).
     """
     fn = "bidirectional_dynamic_rnn"
-    _check_cell(cell_fw, fn, "cell_fw")
-    _check_cell(cell_bw, fn, "cell_bw")
+    check_cell(cell_fw, fn, "cell_fw")
+    check_cell(cell_bw, fn, "cell_bw")
     x = _dynamic_inputs(inputs, [cell_fw, cell_bw], time_major, fn)
     lengths = _check_lengths(sequence_length, x.shape[0], x.shape[1], x.device, fn)
     out_fw, out_bw, st_fw, st_bw = _bidirectional(cell_fw, cell_bw, x, lengths, initial_state_fw,

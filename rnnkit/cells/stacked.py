@@ -26,6 +26,21 @@ def cell_call_fn(cell: Any):
     return cell if callable(cell) else cell.call
 
 
+def check_cell(cell: Any, owner: str, what: str = "the cell") -> list:
+    """``cell.state_size`` as a list, after checking ``cell`` is a recurrent cell.
+
+    Errors name ``owner`` (the layer or function) and ``what`` (which cell).
+    """
+    state_size = getattr(cell, "state_size", None)
+    if state_size is None:
+        raise ValueError(f"{owner}: {what} ({type(cell).__name__}) must have a `state_size` attribute")
+    if not isinstance(state_size, (int, list, tuple)) or isinstance(state_size, bool):
+        raise ValueError(f"{owner}: {what}'s state_size must be an int or a list/tuple of ints, got {state_size!r}")
+    if not (hasattr(cell, "call") or callable(cell)):
+        raise ValueError(f"{owner}: {what} ({type(cell).__name__}) has no `call` method")
+    return list(state_size) if isinstance(state_size, (list, tuple)) else [state_size]
+
+
 def cell_step_function(cell: Any, **kwargs: Any):
     """``(x_t, states) -> (output_t, new_states list)`` calling ``cell`` with ``kwargs``."""
     call = cell_call_fn(cell)
@@ -64,10 +79,7 @@ class StackedRNNCells(Layer):
         if not cells:
             raise ValueError(f"{self.name}: needs at least one cell, got an empty list")
         for i, cell in enumerate(cells):
-            if getattr(cell, "state_size", None) is None:
-                raise ValueError(f"{self.name}: cell {i} ({type(cell).__name__}) has no `state_size` attribute")
-            if not (hasattr(cell, "call") or callable(cell)):
-                raise ValueError(f"{self.name}: cell {i} ({type(cell).__name__}) has no `call` method")
+            check_cell(cell, self.name, f"cell {i}")
         self.cells = torch.nn.ModuleList(cells) if all(isinstance(c, torch.nn.Module) for c in cells) else cells
         self._accepts_training = [call_accepts(cell_method(c), "training") for c in cells]
 

@@ -31,7 +31,7 @@ import torch
 
 from rnnkit._tree import flatten, pack_as
 from rnnkit.cells.base import call_accepts
-from rnnkit.cells.stacked import StackedRNNCells, cell_method, cell_output_size, cell_step_function
+from rnnkit.cells.stacked import StackedRNNCells, cell_method, check_cell, cell_output_size, cell_step_function
 from rnnkit.fused.kernels import fused_rnn
 from rnnkit.fused.predicates import FUSED, HOISTED, select_path
 from rnnkit.layer import Layer
@@ -84,15 +84,7 @@ class RNN(Layer):
         if isinstance(cell, (list, tuple)):
             cell = StackedRNNCells(cell)
         super().__init__(**kwargs)
-        state_size = getattr(cell, "state_size", None)
-        if state_size is None:
-            raise ValueError(f"{self.name}: the cell {type(cell).__name__} must have a `state_size` attribute")
-        if not isinstance(state_size, (int, list, tuple)) or isinstance(state_size, bool):
-            raise ValueError(
-                f"{self.name}: cell.state_size must be an int or a list/tuple of ints, got {state_size!r}"
-            )
-        if not (hasattr(cell, "call") or callable(cell)):
-            raise ValueError(f"{self.name}: the cell {type(cell).__name__} has no `call` method")
+        check_cell(cell, self.name)
         self.cell = cell
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
