@@ -156,11 +156,15 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
             first = args[0] if args else next(iter(kwargs.values()), None)
             self._maybe_build(first)
         outputs = super().__call__(*args, **kwargs)
+        self._record_activity(outputs)
+        return outputs
+
+    def _record_activity(self, outputs: Any) -> None:
+        """Activity-regularization penalties of this call's outputs (see ``losses``)."""
         reg = self.__dict__.get("activity_regularizer")
         if reg is not None:
             leaves = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             self._activity_losses = [reg(o) for o in leaves if isinstance(o, torch.Tensor)]
-        return outputs
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(*args, **kwargs)

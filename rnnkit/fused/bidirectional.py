@@ -37,8 +37,6 @@ def pair_blockers(fw, bw, mask: torch.Tensor | None, training: bool, has_constan
         reasons.append("input dropout draws one mask per direction")
     if cf.dtype != cb.dtype or cf.kernel.device != cb.kernel.device:
         reasons.append("the two halves differ in dtype or device")
-    if fw.activity_regularizer is not None or bw.activity_regularizer is not None:
-        reasons.append("an activity_regularizer needs the layers' own calls")
     if mask is not None and (fw.zero_output_for_mask != fw.return_sequences or
                              bw.zero_output_for_mask != bw.return_sequences):
         reasons.append("zero_output_for_mask was changed from Bidirectional's return_sequences")

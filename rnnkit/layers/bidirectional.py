@@ -185,10 +185,13 @@ class Bidirectional(Layer):
         _, s_bw, _, _ = bw._prepare(sequences, bw_state, mask, constants)
         train = fw.training if training is None else bool(training)
         if pair_blockers(fw, bw, m, train, c is not None):
-            kw = dict(mask=mask, training=training, constants=constants)
-            return fw(sequences, initial_state=fw_state, **kw), bw(sequences, initial_state=bw_state, **kw)
-        res_fw, res_bw = fused_bidirectional(fw, bw, x, s_fw, s_bw, m)
-        return fw._finish(*res_fw, m), bw._finish(*res_bw, m)
+            y, y_rev = fw._run(x, s_fw, m, train, c), bw._run(x, s_bw, m, train, c)
+        else:
+            res_fw, res_bw = fused_bidirectional(fw, bw, x, s_fw, s_bw, m)
+            y, y_rev = fw._finish(*res_fw, m), bw._finish(*res_bw, m)
+        fw._record_activity(y)
+        bw._record_activity(y_rev)
+        return y, y_rev
 
     # -------------------------------------------------------------- stateful
     def reset_states(self, states: Any = None) -> None:
