@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import torch  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.bench import _runner, median_time  # noqa: E402
+from rnnkit.tools.bench import runner, median_time  # noqa: E402
 
 SHAPES = [  # (batch, time, rows, cols, channels, filters)
     (8, 10, 16, 16, 3, 16),
@@ -34,9 +34,9 @@ def main():
         for mode in ("infer", "train"):
             x = torch.randn(*x_shape, requires_grad=mode == "train")
             ours.train(mode == "train")
-            t_ours = median_time(_runner(lambda: ours(x), list(ours.parameters()) + [x], mode), repeats=5)
+            t_ours = median_time(runner(lambda: ours(x), list(ours.parameters()) + [x], mode), repeats=5)
             params = [v.value for v in theirs.trainable_variables] + [x]
-            t_keras = median_time(_runner(lambda: theirs(x, training=mode == "train"), params, mode), repeats=5)
+            t_keras = median_time(runner(lambda: theirs(x, training=mode == "train"), params, mode), repeats=5)
             print(f"{str((b, t, h, w, c, f)):<28}{mode:<7}{t_ours * 1e3:>10.2f}{t_keras * 1e3:>10.2f}"
                   f"{t_ours / t_keras:>8.2f}")
 

@@ -12,7 +12,7 @@ import json
 
 import torch
 
-from rnnkit.bench import SHAPES, compare
+from rnnkit.tools.bench import SHAPES, compare
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", help="write the rows as JSON here")

@@ -1,11 +1,11 @@
 """rnnkit: the Keras recurrent-layer system as a PyTorch library."""
 
-from rnnkit import activations, constraints, functional, initializers, regularizers
+from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.cells import ConvLSTMCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
-from rnnkit.fused.explain import explain
-from rnnkit.layer import Layer
+from rnnkit.kernels.explain import explain
+from rnnkit.engine.layer import Layer
 from rnnkit.layers import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, GRU, LSTM, RNN, Bidirectional, CuDNNGRU, CuDNNLSTM, SimpleRNN
-from rnnkit.loop import rnn
+from rnnkit.core.loop import rnn
 
 __version__ = "0.1.0"
 

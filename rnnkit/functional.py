@@ -3,7 +3,7 @@
 ``static_rnn``, ``dynamic_rnn``, ``static_bidirectional_rnn`` and
 ``bidirectional_dynamic_rnn`` with TensorFlow 1.x's ``sequence_length``,
 ``time_major`` and return conventions. Every function runs the one generic
-loop, :func:`rnnkit.loop.rnn`, with a mask built from ``sequence_length`` and
+loop, :func:`rnnkit.core.loop.rnn`, with a mask built from ``sequence_length`` and
 ``zero_output_for_mask=True``.
 
 A *cell* is anything rnnkit's ``RNN`` accepts: ``cell(inputs, states) ->
@@ -41,11 +41,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rnnkit.cells.stacked import cell_step_function, check_cell
-from rnnkit.layer import Layer
-from rnnkit.layers.inputs import as_tensor, check_states
-from rnnkit.layers.rnn import initial_state_of, reset_cell_dropout
-from rnnkit.loop import lengths_to_mask, reverse_valid, rnn
+from rnnkit.core.loop import rnn
+from rnnkit.core.protocol import cell_step_function, check_cell, initial_states, reset_dropout
+from rnnkit.core.sequences import as_tensor, check_states, lengths_to_mask, reverse_valid
 
 __all__ = [
     "bidirectional_dynamic_rnn",
@@ -60,8 +58,9 @@ __all__ = [
 def _compute_dtype(cells: Sequence[Any], x: Any) -> torch.dtype:
     """The cell's dtype for ``Layer`` cells, else the input's float dtype (or torch's default)."""
     for cell in cells:
-        if isinstance(cell, Layer):
-            return cell.dtype
+        dtype = getattr(cell, "dtype", None)
+        if isinstance(dtype, torch.dtype):
+            return dtype
     dtype = getattr(x, "dtype", None)
     if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
         return dtype
@@ -117,7 +116,7 @@ def _check_lengths(sequence_length: Any, batch: int, timesteps: int, device: tor
 def _initial_states(cell: Any, state_size: list, initial_state: Any, batch: int, dtype, device, fn: str,
                     what: str) -> list:
     if initial_state is None:
-        states = initial_state_of(cell, batch, dtype)
+        states = initial_states(cell, batch, dtype)
         return [s.to(device=device) if isinstance(s, torch.Tensor) else s for s in states]
     return check_states(initial_state, state_size, batch, fn, dtype, device, what=what)
 
@@ -136,11 +135,11 @@ def _run(cell: Any, x: torch.Tensor, lengths: torch.Tensor | None, initial_state
     batch, timesteps = x.shape[0], x.shape[1]
     states = _initial_states(cell, state_size, initial_state, batch, x.dtype, x.device, fn, what)
     mask = None if lengths is None else lengths_to_mask(lengths, timesteps)
-    reset_cell_dropout(cell)
+    reset_dropout(cell)
     try:
         _, outputs, new_states = rnn(cell_step_function(cell), x, states, mask=mask, zero_output_for_mask=True)
     finally:
-        reset_cell_dropout(cell)
+        reset_dropout(cell)
     return outputs, new_states
 
 

@@ -20,13 +20,13 @@ the first step of a call and kept until the layer calls
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
-from rnnkit import activations, constraints, initializers, regularizers
-from rnnkit.layer import Layer
+from rnnkit.engine import activations, constraints, initializers, regularizers
+from rnnkit.core.protocol import zero_states
+from rnnkit.engine.layer import Layer
 
 
 def check_rate(layer_name: str, arg: str, value: float) -> float:
@@ -40,15 +40,6 @@ def check_units(layer_name: str, units: Any) -> int:
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
         raise ValueError(f"{layer_name}: units must be a positive integer, got {units!r}")
     return units
-
-
-def call_accepts(fn: Any, arg: str) -> bool:
-    """Whether ``fn`` (a cell's call/forward) takes keyword ``arg``."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return arg in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class BuiltinCell(Layer):
@@ -108,9 +99,8 @@ class BuiltinCell(Layer):
         return self.units
 
     def get_initial_state(self, batch_size: int | None = None) -> list[torch.Tensor]:
-        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
         device = self.kernel.device if self.built else None
-        return [torch.zeros(batch_size, s, dtype=self.dtype, device=device) for s in sizes]
+        return zero_states(self.state_size, batch_size, self.dtype, device)
 
     def build(self, input_shape: tuple) -> None:
         input_dim = input_shape[-1]

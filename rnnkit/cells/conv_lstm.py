@@ -47,7 +47,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rnnkit import activations
+from rnnkit.core.protocol import zero_states
+from rnnkit.engine import activations
 from rnnkit.cells.base import BuiltinCell
 from rnnkit.cells.lstm import UnitForgetBias, lstm_gates
 
@@ -223,8 +224,7 @@ class ConvLSTMCell(BuiltinCell):
                 f"{self.name}: the state shape comes from the input shape; build the cell first "
                 f"(call it, or cell.build(input_shape) with input_shape {self._step_layout()})"
             )
-        shape = (batch_size,) + tuple(self._state_shape)
-        return [torch.zeros(shape, dtype=self.dtype, device=self.kernel.device) for _ in range(2)]
+        return zero_states([self._state_shape] * 2, batch_size, self.dtype, self.kernel.device)
 
     # ------------------------------------------------------------ convolutions
     def _conv(self, x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, strides: tuple,

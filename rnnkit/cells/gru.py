@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from rnnkit import activations
+from rnnkit.engine import activations
 from rnnkit.cells.base import BuiltinCell
 
 

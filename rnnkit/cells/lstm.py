@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from rnnkit import activations, initializers
+from rnnkit.engine import activations, initializers
 from rnnkit.cells.base import BuiltinCell
 
 

@@ -16,58 +16,9 @@ from typing import Any
 
 import torch
 
-from rnnkit.cells.base import call_accepts
-from rnnkit.layer import Layer
-from rnnkit.serialization import deserialize_layer, serialize_layer
-
-
-def cell_call_fn(cell: Any):
-    """The method a cell is invoked through (``__call__`` for modules)."""
-    return cell if callable(cell) else cell.call
-
-
-def check_cell(cell: Any, owner: str, what: str = "the cell") -> list:
-    """``cell.state_size`` as a list, after checking ``cell`` is a recurrent cell.
-
-    Errors name ``owner`` (the layer or function) and ``what`` (which cell).
-    """
-    state_size = getattr(cell, "state_size", None)
-    if state_size is None:
-        raise ValueError(f"{owner}: {what} ({type(cell).__name__}) must have a `state_size` attribute")
-    if not isinstance(state_size, (int, list, tuple)) or isinstance(state_size, bool):
-        raise ValueError(f"{owner}: {what}'s state_size must be an int or a list/tuple of ints, got {state_size!r}")
-    if not (hasattr(cell, "call") or callable(cell)):
-        raise ValueError(f"{owner}: {what} ({type(cell).__name__}) has no `call` method")
-    return list(state_size) if isinstance(state_size, (list, tuple)) else [state_size]
-
-
-def cell_step_function(cell: Any, **kwargs: Any):
-    """``(x_t, states) -> (output_t, new_states list)`` calling ``cell`` with ``kwargs``."""
-    call = cell_call_fn(cell)
-
-    def step(x_t, states):
-        output, new_states = call(x_t, list(states), **kwargs)
-        if not isinstance(new_states, (list, tuple)):
-            new_states = [new_states]
-        return output, list(new_states)
-
-    return step
-
-
-def cell_method(cell: Any):
-    """The user-visible call method, to inspect which keywords it accepts."""
-    fn = getattr(cell, "call", None)
-    if isinstance(cell, Layer) and type(cell).forward is not Layer.forward:
-        fn = cell.forward
-    return fn if fn is not None else getattr(cell, "forward", cell)
-
-
-def cell_output_size(cell: Any) -> Any:
-    size = getattr(cell, "output_size", None)
-    if size is None:
-        state = cell.state_size
-        size = state[0] if isinstance(state, (list, tuple)) else state
-    return size
+from rnnkit.core.protocol import call_accepts, cell_call_fn, cell_method, cell_output_size, check_cell, zero_states
+from rnnkit.engine.layer import Layer
+from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 
 
 class StackedRNNCells(Layer):
@@ -98,10 +49,9 @@ class StackedRNNCells(Layer):
             fn = getattr(cell, "get_initial_state", None)
             if fn is not None:
                 states.append(fn(batch_size=batch_size))
-            elif isinstance(cell.state_size, (list, tuple)):
-                states.append([torch.zeros(batch_size, s, dtype=self.dtype) for s in cell.state_size])
             else:
-                states.append(torch.zeros(batch_size, cell.state_size, dtype=self.dtype))
+                zeros = zero_states(cell.state_size, batch_size, self.dtype)
+                states.append(zeros if isinstance(cell.state_size, (list, tuple)) else zeros[0])
         return states
 
     def build(self, input_shape: tuple) -> None:

@@ -23,12 +23,12 @@ from typing import Any
 
 import torch
 
-from rnnkit._tree import flatten
-from rnnkit.fused.bidirectional import fused_bidirectional, pair_blockers
-from rnnkit.layer import Layer
-from rnnkit.layers.inputs import count_states
+from rnnkit.core.tree import flatten
+from rnnkit.kernels.bidirectional import fused_bidirectional, pair_blockers
+from rnnkit.engine.layer import Layer
+from rnnkit.core.sequences import count_states
 from rnnkit.layers.rnn import RNN
-from rnnkit.serialization import deserialize_layer, serialize_layer
+from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -181,16 +181,15 @@ class Bidirectional(Layer):
     def _both(self, sequences, fw_state, bw_state, mask, training, constants):
         """Both halves' results: one bidirectional kernel call when both can fuse."""
         fw, bw = self.forward_layer, self.backward_layer
-        x, s_fw, m, c = fw._prepare(sequences, fw_state, mask, constants)
-        _, s_bw, _, _ = bw._prepare(sequences, bw_state, mask, constants)
-        train = fw.training if training is None else bool(training)
-        if pair_blockers(fw, bw, m, train, c is not None):
-            y, y_rev = fw._run(x, s_fw, m, train, c), bw._run(x, s_bw, m, train, c)
+        call_fw = fw.prepare(sequences, fw_state, mask, training, constants)
+        call_bw = bw.prepare(sequences, bw_state, mask, training, constants)
+        if pair_blockers(call_fw, call_bw):
+            y, y_rev = call_fw.run(), call_bw.run()
         else:
-            res_fw, res_bw = fused_bidirectional(fw, bw, x, s_fw, s_bw, m)
-            y, y_rev = fw._finish(*res_fw, m), bw._finish(*res_bw, m)
-        fw._record_activity(y)
-        bw._record_activity(y_rev)
+            res_fw, res_bw = fused_bidirectional(call_fw, call_bw)
+            y, y_rev = call_fw.finish(*res_fw), call_bw.finish(*res_bw)
+        fw.record_activity(y)
+        bw.record_activity(y_rev)
         return y, y_rev
 
     # -------------------------------------------------------------- stateful

@@ -18,7 +18,7 @@
 * ``training``: None means ``self.training`` (PyTorch's ``train()``/``eval()``);
   passed to the cell only when its ``call`` accepts it, as is ``constants``.
 
-The loop itself is :func:`rnnkit.loop.rnn`; this layer only prepares its
+The loop itself is :func:`rnnkit.core.loop.rnn`; this layer only prepares its
 arguments, as Keras's ``RNN.inner_loop`` does.
 """
 
@@ -29,25 +29,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnkit._tree import flatten, pack_as
-from rnnkit.cells.base import call_accepts
-from rnnkit.cells.stacked import StackedRNNCells, cell_method, check_cell, cell_output_size, cell_step_function
-from rnnkit.fused.kernels import fused_rnn
-from rnnkit.fused.predicates import FUSED, HOISTED, select_path
-from rnnkit.layer import Layer
-from rnnkit.layers.inputs import as_tensor, check_mask, check_sequences, check_states
-from rnnkit.loop import rnn
-from rnnkit.serialization import deserialize_layer, serialize_layer
-
-
-def initial_state_of(cell: Any, batch_size: int, dtype: torch.dtype) -> list:
-    """The cell's ``get_initial_state(batch_size)`` as a list, or zeros."""
-    fn = getattr(cell, "get_initial_state", None)
-    if fn is not None:
-        state = fn(batch_size=batch_size)
-        return list(state) if isinstance(state, (list, tuple)) else [state]
-    sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
-    return [torch.zeros((batch_size,) + (tuple(s) if hasattr(s, "__len__") else (s,)), dtype=dtype) for s in sizes]
+from rnnkit.core.tree import flatten, pack_as
+from rnnkit.cells.stacked import StackedRNNCells
+from rnnkit.core.protocol import (
+    call_accepts,
+    cell_method,
+    cell_output_size,
+    cell_step_function,
+    check_cell,
+    initial_states,
+    reset_dropout,
+)
+from rnnkit.kernels.fused import fused_rnn
+from rnnkit.kernels.path import FUSED, HOISTED, Plan, select_path
+from rnnkit.engine.layer import Layer
+from rnnkit.core.sequences import as_tensor, check_mask, check_sequences, check_states
+from rnnkit.core.loop import rnn
+from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 
 
 def _fused_choice(name: str, value: Any) -> Any:
@@ -57,11 +55,6 @@ def _fused_choice(name: str, value: Any) -> Any:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ValueError(f"{name}: use_fused must be 'auto', True or False, got {value!r}")
-
-
-def reset_cell_dropout(cell: Any) -> None:
-    if hasattr(cell, "reset_dropout_masks"):
-        cell.reset_dropout_masks()
 
 
 class RNN(Layer):
@@ -129,7 +122,7 @@ class RNN(Layer):
             self.cell.build((batch,) + self._feature_shape)
             self.cell.built = True
         if self.stateful and batch is not None:
-            self.states = initial_state_of(self.cell, batch, self.dtype)
+            self.states = initial_states(self.cell, batch, self.dtype)
             self._states_zeroed = False  # the batch size was given: hold the layer to it
         self.built = True
 
@@ -144,7 +137,7 @@ class RNN(Layer):
             out = (batch,) + size
         if not self.return_state:
             return out
-        from rnnkit.layers.inputs import state_shapes
+        from rnnkit.core.sequences import state_shapes
 
         return [out] + [state_shapes(s, batch) for s in self.state_size]
 
@@ -156,6 +149,12 @@ class RNN(Layer):
         for p in self.parameters():
             return p.device
         return None
+
+    def prepare(self, sequences, initial_state=None, mask=None, training=None, constants=None) -> "PreparedCall":
+        """Convert and validate one call's arguments: the :class:`PreparedCall` every path runs on."""
+        x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
+        training = self.training if training is None else bool(training)
+        return PreparedCall(self, x, states, mask, training, constants)
 
     def _prepare(self, sequences, initial_state, mask, constants):
         """Convert and validate the call arguments; returns them ready for the loop."""
@@ -188,7 +187,7 @@ class RNN(Layer):
             states = self._nest(check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device))
         else:
             states = self.states if self.stateful and self.states is not None else \
-                initial_state_of(self.cell, batch, self.dtype)
+                initial_states(self.cell, batch, self.dtype)
             states = pack_as(states, [s.to(x.device) for s in flatten(states)])  # no-op on the same device
         if constants is not None:
             if not self._cell_takes_constants:
@@ -210,23 +209,19 @@ class RNN(Layer):
         return cell_step_function(self.cell, **kwargs)
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
-        x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
-        training = self.training if training is None else bool(training)
-        return self._run(x, states, mask, training, constants)
+        return self.prepare(sequences, initial_state, mask, training, constants).run()
 
-    def _run(self, x, states, mask, training: bool, constants):
-        """The loop on prepared (converted, validated, batch-major) arguments."""
-        plan = select_path(self, mask, training, constants is not None)
-        reset_cell_dropout(self.cell)
+    def _run(self, call: "PreparedCall"):
+        """``(last, outputs, new_states)`` of a prepared call on the path its plan picks."""
+        plan = call.plan()
+        reset_dropout(self.cell)
         try:
             if plan.path == FUSED:
-                last, outputs, new_states = fused_rnn(self, x, states, mask, training)
-            else:
-                loop = self._compiled() if self.compile_loop else self._loop
-                last, outputs, new_states = loop(plan.path == HOISTED, x, states, mask, training, constants)
+                return fused_rnn(self, call.inputs, call.states, call.mask, call.training)
+            loop = self._compiled() if self.compile_loop else self._loop
+            return loop(plan.path == HOISTED, call.inputs, call.states, call.mask, call.training, call.constants)
         finally:
-            reset_cell_dropout(self.cell)
-        return self._finish(last, outputs, new_states, mask)
+            reset_dropout(self.cell)
 
     def _loop(self, hoisted: bool, x, states, mask, training: bool, constants):
         """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only)."""
@@ -314,7 +309,7 @@ class RNN(Layer):
         self.reset_states()
 
     def get_initial_state(self, batch_size: int) -> list:
-        return initial_state_of(self.cell, batch_size, self.dtype)
+        return initial_states(self.cell, batch_size, self.dtype)
 
     # ----------------------------------------------------------------- config
     def _rnn_config(self) -> dict:
@@ -345,3 +340,45 @@ class RNN(Layer):
     def extra_repr(self) -> str:
         flags = [k for k, v in self._rnn_config().items() if v is True]
         return f"name={self.name!r}" + (", " + ", ".join(flags) if flags else "")
+
+
+class PreparedCall:
+    """One call of a recurrent layer, its arguments converted and validated.
+
+    ``layer.prepare(sequences, initial_state, mask, training, constants)``
+    makes it; every path (generic loop, hoisted loop, fused kernel, the
+    bidirectional kernel) runs on its fields:
+
+    * ``inputs``: batch-major ``(batch, timesteps, features...)`` in the layer's
+      dtype and on its device (``time_major`` inputs are transposed here, the
+      one layout conversion);
+    * ``states``: the initial states (given, stored by a stateful layer, or
+      the cell's), nested as the cell's own;
+    * ``mask``: boolean ``(batch, timesteps)`` or None; ``training``: a bool;
+      ``constants``: a list of tensors or None.
+
+    ``plan()`` says which path the call takes (:func:`rnnkit.explain`),
+    ``run()`` runs it and returns what the layer's call returns, and
+    ``finish(last, outputs, new_states)`` turns a path's raw results into that
+    return value (stateful bookkeeping included).
+    """
+
+    __slots__ = ("layer", "inputs", "states", "mask", "training", "constants")
+
+    def __init__(self, layer: RNN, inputs: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
+                 constants: list | None) -> None:
+        self.layer = layer
+        self.inputs = inputs
+        self.states = states
+        self.mask = mask
+        self.training = training
+        self.constants = constants
+
+    def plan(self) -> Plan:
+        return select_path(self.layer, self.mask, self.training, self.constants is not None)
+
+    def run(self) -> Any:
+        return self.finish(*self.layer._run(self))
+
+    def finish(self, last: torch.Tensor, outputs: torch.Tensor, new_states: list) -> Any:
+        return self.layer._finish(last, outputs, new_states, self.mask)

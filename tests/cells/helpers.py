@@ -17,7 +17,7 @@ GRAD_MASKS = {
     "holes": np.array([[1, 0, 1], [0, 1, 1]], dtype=bool),
 }
 
-Constant = rnnkit.initializers.Constant
+Constant = rnnkit.engine.initializers.Constant
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,7 +74,7 @@ def constant_layer(layer_cls, units=2, dtype="float64", **kwargs):
 def random_bias_layer(layer_cls, units, **kwargs):
     """float64 ``layer_cls`` returning sequences and states, with a seeded random bias."""
     return layer_cls(units, return_sequences=True, return_state=True, dtype="float64",
-                     bias_initializer=rnnkit.initializers.RandomNormal(stddev=0.3, seed=4), **kwargs)
+                     bias_initializer=rnnkit.engine.initializers.RandomNormal(stddev=0.3, seed=4), **kwargs)
 
 
 # ---------------------------------------------------------------- cell

@@ -15,7 +15,7 @@ import torch
 
 import rnnkit
 from conftest import MASK_HOLES, MASK_RIGHT_PADDED, to_numpy
-from rnnkit._tree import flatten
+from rnnkit.core.tree import flatten
 
 B, T, F, U = 3, 6, 4, 3
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]

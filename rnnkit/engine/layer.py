@@ -1,0 +1,378 @@
+"""``Layer``: a ``torch.nn.Module`` that speaks the Keras layer protocol.
+
+What a Keras user expects, on a PyTorch module:
+
+* ``build(input_shape)`` runs once, before the first call, with the input's
+  shape; ``add_weight(...)`` creates ``torch.nn.Parameter`` objects there.
+* ``input_shape=``, ``input_dim=`` (+ ``input_length=``) or
+  ``batch_input_shape=`` at construction build the layer eagerly, so that
+  ``optimizer = torch.optim.Adam(layer.parameters())`` works at once. A
+  lazily built layer needs one forward call (or ``layer.build(shape)``) first.
+* ``get_weights()`` / ``set_weights()`` exchange numpy arrays in Keras order:
+  the layer's own weights (trainable, then non-trainable, each in creation
+  order), then those of its sub-layers in the order they were attached.
+* ``get_config()`` / ``from_config()`` round-trip the constructor arguments.
+* ``losses`` lists the regularization penalties of the weights (and the
+  activity penalty of the last call), ready to add to a loss.
+* ``apply_constraints()`` projects constrained weights; call it after each
+  optimizer step (torch optimizers know nothing of Keras constraints).
+
+Subclasses override ``call`` (Keras style) or ``forward`` (PyTorch style).
+Both the Keras 3 style (``super().__init__()`` first) and the TF 2.0 style
+(attributes set before ``super().__init__()``, ``self.built = True`` at the end
+of ``build``) work.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from rnnkit.engine import constraints as constraints_mod
+from rnnkit.engine import initializers as initializers_mod
+from rnnkit.engine import regularizers as regularizers_mod
+from rnnkit.engine.dtypes import resolve_dtype
+
+_name_counts: dict[str, int] = {}
+
+
+def _snake_case(name: str) -> str:
+    """Keras's ``to_snake_case``: ``SimpleRNNCell`` -> ``simple_rnn_cell``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _default_name(cls: type) -> str:
+    base = _snake_case(cls.__name__)
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+class _LayerMeta(type):
+    """Runs ``Layer._finish_init`` once the outermost ``__init__`` returned.
+
+    Eager building (``input_shape=`` ...) must wait until the subclass has set
+    its own attributes, which in the Keras 3 style happens after
+    ``super().__init__()``.
+    """
+
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        obj._finish_init()
+        return obj
+
+    def __init__(cls, name, bases, namespace, **kwargs):
+        super().__init__(name, bases, namespace, **kwargs)
+        # As Keras 3 does: a completed build() marks the layer built, so that an
+        # explicit `layer.build(shape)` in a Keras-3-style class (which does not
+        # set `self.built`) is not followed by a second build on the first call.
+        build = namespace.get("build")
+        if build is not None and not getattr(build, "_sets_built", False):
+
+            @functools.wraps(build)
+            def build_then_mark(self, *args, **kw):
+                out = build(self, *args, **kw)
+                self.built = True
+                return out
+
+            build_then_mark._sets_built = True
+            cls.build = build_then_mark
+
+
+class Layer(torch.nn.Module, metaclass=_LayerMeta):
+    """Base class of every rnnkit layer and cell (see module docstring)."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        input_shape: tuple | None = None,
+        input_dim: int | None = None,
+        input_length: int | None = None,
+        batch_input_shape: tuple | None = None,
+        batch_size: int | None = None,
+        activity_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        # Attributes set by a TF-2.0-style subclass before this call survive:
+        # torch.nn.Module.__init__ does not clear the instance dict.
+        preset_built = self.__dict__.get("built", False)
+        # Sub-modules / parameters a TF-2.0-style subclass assigned before this
+        # call (see __setattr__) survive torch's re-initialisation.
+        early = {k: self.__dict__[k] for k in ("_parameters", "_buffers", "_modules") if k in self.__dict__}
+        super().__init__()
+        for k, v in early.items():
+            getattr(self, k).update(v)
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}; "
+                "see the class docstring for the accepted arguments"
+            )
+        self.name = name or _default_name(type(self))
+        self._dtype = resolve_dtype(dtype, f"layer {self.name!r}")
+        self._trainable = bool(trainable)
+        self.built = preset_built
+        self._weight_records: list[dict] = []
+        self._activity_losses: list[torch.Tensor] = []
+        self.activity_regularizer = regularizers_mod.get(activity_regularizer)
+        self._build_shape = _eager_build_shape(
+            self.name, input_shape, input_dim, input_length, batch_input_shape, batch_size
+        )
+
+    # ------------------------------------------------------------------ build
+    def _finish_init(self) -> None:
+        if not self._trainable:
+            self.trainable = False  # reach the sub-layers created in __init__
+        shape = self.__dict__.get("_build_shape")
+        if shape is not None and not self.built:
+            self.build(shape)
+            self.built = True
+
+    def build(self, input_shape: Any) -> None:
+        """Create the weights for inputs of ``input_shape``; runs once."""
+        self.built = True
+
+    def build_from(self, inputs: Any) -> None:
+        """Build the layer from a first input (its shape), if not built yet."""
+        if self.built:
+            return
+        x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        shape = tuple(x.shape) if hasattr(x, "shape") else None
+        if shape is None:
+            raise TypeError(f"{self.name}: cannot build from an input of type {type(inputs).__name__}; expected a tensor")
+        self.build(shape)
+        self.built = True
+        if isinstance(x, torch.Tensor) and x.device.type != "cpu":
+            self.to(x.device)  # weights are created on the CPU; follow the first input
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.__dict__.get("built", False):
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            self.build_from(first)
+        outputs = super().__call__(*args, **kwargs)
+        self.record_activity(outputs)
+        return outputs
+
+    def record_activity(self, outputs: Any) -> None:
+        """Activity-regularization penalties of this call's outputs (see ``losses``)."""
+        reg = self.__dict__.get("activity_regularizer")
+        if reg is not None:
+            leaves = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            self._activity_losses = [reg(o) for o in leaves if isinstance(o, torch.Tensor)]
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.call(*args, **kwargs)
+
+    forward.dispatches_to_call = True  # type: ignore[attr-defined]  # read by core.protocol.cell_method
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must override `call` or `forward`")
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def dtype(self) -> torch.dtype:
+        for rec in self.__dict__.get("_weight_records", ()):
+            return rec["param"].dtype
+        return self.__dict__.get("_dtype", torch.get_default_dtype())
+
+    def add_weight(
+        self,
+        shape: tuple = (),
+        initializer: Any = None,
+        name: str | None = None,
+        regularizer: Any = None,
+        constraint: Any = None,
+        trainable: bool = True,
+        dtype: Any = None,
+        **_keras_only: Any,
+    ) -> torch.nn.Parameter:
+        """Create, register and return a ``torch.nn.Parameter`` of ``shape``.
+
+        ``initializer`` defaults to ``glorot_uniform`` (Keras's default for
+        float weights). ``_keras_only`` swallows Keras arguments with no torch
+        meaning (``autocast``, ``aggregation``, ``use_resource``...).
+        """
+        dtype = resolve_dtype(dtype, f"layer {self.name!r}") if dtype is not None else self._dtype
+        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+        init = initializers_mod.get(initializer if initializer is not None else "glorot_uniform")
+        with torch.no_grad():
+            value = init(shape, dtype=dtype)
+        param = torch.nn.Parameter(torch.as_tensor(value, dtype=dtype), requires_grad=bool(trainable) and self._trainable)
+        base = re.sub(r"\W", "_", name or "weight")
+        key, i = base, 1
+        while key in self._parameters or hasattr(type(self), key):
+            key, i = f"{base}_{i}", i + 1
+        self.register_parameter(key, param)
+        self._weight_records.append(
+            {
+                "param": param,
+                "name": name or key,
+                "key": key,
+                "trainable": bool(trainable),
+                "regularizer": regularizers_mod.get(regularizer),
+                "constraint": constraints_mod.get(constraint),
+            }
+        )
+        return param
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `self.kernel = self.add_weight(name="w")` keeps one registration,
+        # under the attribute name, so state_dict holds no duplicates.
+        if "_modules" not in self.__dict__ and isinstance(value, (torch.nn.Module, torch.nn.Parameter)):
+            # TF 2.0 style: a sub-layer assigned before super().__init__().
+            torch.nn.Module.__init__(self)
+        records = self.__dict__.get("_weight_records")
+        if isinstance(value, torch.nn.Parameter) and records is not None:
+            rec = next((r for r in records if r["param"] is value), None)
+            # A weight replaced under this attribute name is no longer the layer's.
+            records[:] = [r for r in records if r is rec or r["key"] != name]
+            if rec is None:
+                # A plain torch Parameter (PyTorch style) is one of the layer's own weights too.
+                records.append({"param": value, "name": name, "key": name, "trainable": value.requires_grad,
+                                "regularizer": None, "constraint": None})
+                if not self._trainable:
+                    value.requires_grad_(False)
+            elif rec["key"] != name:
+                self._parameters.pop(rec["key"], None)
+                rec["key"] = name
+        super().__setattr__(name, value)
+
+    def _sublayers(self) -> Iterator[torch.nn.Module]:
+        """Direct sub-layers (through containers), in attachment order."""
+
+        def walk(module):
+            for child in module.children():
+                if isinstance(child, Layer) or not isinstance(child, (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Sequential)):
+                    yield child
+                else:
+                    yield from walk(child)
+
+        return walk(self)
+
+    @property
+    def trainable_weights(self) -> list[torch.nn.Parameter]:
+        if not self._trainable:
+            return []
+        own = [r["param"] for r in self._weight_records if r["trainable"]]
+        return own + [w for sub in self._sublayers() for w in _sub_weights(sub, True)]
+
+    @property
+    def non_trainable_weights(self) -> list[torch.nn.Parameter]:
+        if not self._trainable:
+            return self.weights
+        own = [r["param"] for r in self._weight_records if not r["trainable"]]
+        return own + [w for sub in self._sublayers() for w in _sub_weights(sub, False)]
+
+    @property
+    def weights(self) -> list[torch.nn.Parameter]:
+        own = [r["param"] for r in self._weight_records if r["trainable"]]
+        own += [r["param"] for r in self._weight_records if not r["trainable"]]
+        return own + [w for sub in self._sublayers() for w in _sub_weights(sub, None)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Weights as numpy arrays, in Keras order and layout."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights: list) -> None:
+        """Set every weight from a list of arrays in Keras order and layout."""
+        params = self.weights
+        weights = list(weights)
+        if len(weights) != len(params):
+            raise ValueError(
+                f"{self.name}: set_weights expected {len(params)} arrays "
+                f"(shapes {[tuple(p.shape) for p in params]}), got {len(weights)}"
+            )
+        for i, (p, w) in enumerate(zip(params, weights)):
+            arr = w.detach().cpu() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
+            if tuple(arr.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"{self.name}: set_weights array {i} has shape {tuple(arr.shape)}, expected {tuple(p.shape)}"
+                )
+        with torch.no_grad():
+            for p, w in zip(params, weights):
+                arr = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
+                p.copy_(arr.to(dtype=p.dtype, device=p.device))
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for rec in self._weight_records:
+            rec["param"].requires_grad_(rec["trainable"] and self._trainable)
+        for sub in self._sublayers():
+            if isinstance(sub, Layer):
+                sub.trainable = value
+            else:
+                sub.requires_grad_(bool(value))
+
+    # ------------------------------------------------- regularizers, constraints
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Regularization penalties of all weights plus activity penalties."""
+        out = [r["regularizer"](r["param"]) for r in self._weight_records if r["regularizer"] is not None]
+        out += list(self._activity_losses)
+        for sub in self._sublayers():
+            if isinstance(sub, Layer):
+                out += sub.losses
+        return out
+
+    def apply_constraints(self) -> None:
+        """Project every constrained weight in place (call after optimizer.step())."""
+        with torch.no_grad():
+            for rec in self._weight_records:
+                if rec["constraint"] is not None:
+                    rec["param"].copy_(rec["constraint"](rec["param"]))
+            for sub in self._sublayers():
+                if isinstance(sub, Layer):
+                    sub.apply_constraints()
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self.trainable, "dtype": str(self.dtype).replace("torch.", "")}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers_mod.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Layer":
+        return cls(**config)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+def _sub_weights(module: torch.nn.Module, trainable: bool | None) -> list:
+    if isinstance(module, Layer):
+        if trainable is None:
+            return module.weights
+        return module.trainable_weights if trainable else module.non_trainable_weights
+    params = list(module.parameters())
+    if trainable is None:
+        return params
+    return [p for p in params if p.requires_grad == trainable]
+
+
+def _eager_build_shape(name, input_shape, input_dim, input_length, batch_input_shape, batch_size):
+    """Full input shape (batch first) implied by Keras's eager-build arguments."""
+    if batch_input_shape is not None:
+        return tuple(batch_input_shape)
+    if input_shape is not None:
+        return (batch_size,) + tuple(input_shape)
+    if input_dim is not None:
+        return (batch_size, input_length, int(input_dim))
+    if input_length is not None:
+        raise ValueError(f"{name}: input_length= needs input_dim= to build the layer")
+    return None

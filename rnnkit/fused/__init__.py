@@ -1,1 +1,0 @@
-"""Fast paths: when they apply (``predicates``), the kernels (``kernels``), layouts (``convert``)."""

@@ -1,0 +1,102 @@
+"""Running a built-in layer on PyTorch's fused RNN kernels.
+
+``torch.lstm`` / ``torch.gru`` / ``torch.rnn_tanh`` / ``torch.rnn_relu`` are the
+kernels behind ``torch.nn.LSTM/GRU/RNN`` (oneDNN or the native kernel on CPU,
+cuDNN on GPU). ``fused_rnn`` gives exactly what :func:`rnnkit.core.loop.rnn` gives
+for the same cell, including Keras's masking rules, for masks that are
+right-padded (each row ``True...True False...False``):
+
+* forward: the valid prefix runs packed; masked steps repeat the last valid
+  output (zeros with ``zero_output_for_mask``); the final state is the state
+  after the last valid step.
+* ``go_backwards``: Keras flips the mask, so the padding comes *first* in
+  processing order: the state stays initial and the output is zero there,
+  then the valid part runs from its end. Here the valid part of each row is
+  reversed (``reverse_sequence``), run packed, and shifted right by the
+  padding length.
+* fully masked rows keep their initial state and output zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.core.sequences import reverse_valid
+from rnnkit.kernels.spec import cell_to_torch, kernel_for
+
+
+def _hx(directions: list[list[torch.Tensor]], index: torch.Tensor | None):
+    """torch's ``hx``: per state ``(n_directions, B, U)``, rows in ``index`` order; a pair for LSTM."""
+    hs = [torch.stack(per_state) for per_state in zip(*directions)]
+    if index is not None:
+        hs = [h.index_select(1, index) for h in hs]
+    return tuple(hs) if len(hs) == 2 else hs[0]
+
+
+def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], weights: list, use_bias: bool,
+               lengths: torch.Tensor | None = None):
+    """One kernel call, bidirectional when ``directions`` holds two state lists.
+
+    Returns ``out`` ``(B, T, n_directions*U)`` (zero past each row's length when
+    ``lengths`` is given: packed sequences, fully masked rows run one step and
+    must be fixed by the caller) and the final states, each
+    ``(n_directions, B, U)`` in batch order.
+    """
+    bidirectional = len(directions) == 2
+    if lengths is None:
+        out, *hn = kernel(x, _hx(directions, None), weights, use_bias, 1, 0.0, False, bidirectional, True)
+        return out, hn
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    hx = _hx(directions, packed.sorted_indices)
+    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, use_bias, 1, 0.0, False, bidirectional)
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=x.shape[1],
+    )
+    return out, [h.index_select(1, packed.unsorted_indices) for h in hn]
+
+
+def _gather_time(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``out[b, idx[b, t]]`` for ``out`` ``(B, T, U)`` and ``idx`` ``(B, T)``."""
+    return out.gather(1, idx.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
+
+
+def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
+    """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel."""
+    cell = layer.cell
+    masks = cell.dropout_masks(x[:, 0], training)
+    if masks is not None:
+        x = x * masks[0].unsqueeze(1)
+    weights = cell_to_torch(cell)
+    kernel = kernel_for(cell)
+    B, T = x.shape[:2]
+    if mask is not None and bool(mask.all()):
+        mask = None
+
+    if mask is None:
+        if layer.go_backwards:
+            x = x.flip(1)
+        out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias)
+        return out[:, -1], out, [h[0] for h in hn]
+
+    lengths = mask.sum(1)
+    if layer.go_backwards:
+        x = reverse_valid(x, lengths)
+    out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias, lengths)
+    has_steps = lengths > 0
+    new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, states)]
+    t = torch.arange(T, device=x.device).unsqueeze(0)
+    len_col = lengths.unsqueeze(1)
+    if layer.go_backwards:
+        src = t - (T - len_col)
+        valid = src >= 0
+    elif layer.zero_output_for_mask:
+        src, valid = t, t < len_col
+    else:
+        src = torch.minimum(t, len_col - 1)
+        valid = has_steps.unsqueeze(1).expand(B, T)
+    outputs = _gather_time(out, src.clamp(min=0).expand(B, T))
+    outputs = torch.where(valid.unsqueeze(-1), outputs, torch.zeros_like(outputs))
+    return outputs[:, -1], outputs, new_states

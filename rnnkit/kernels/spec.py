@@ -1,0 +1,93 @@
+"""``KernelSpec``: what one cell family can do, declared in one place.
+
+Each family file in this package (``lstm.py``, ``gru.py``, ``simple_rnn.py``,
+``conv_lstm.py``) defines one spec and registers it with :func:`register`.
+The path choice (:mod:`rnnkit.kernels.path`), the fused runner
+(:mod:`rnnkit.kernels.fused`) and ``Bidirectional``'s pairing only read specs:
+adding a family or a kernel means adding one file here.
+
+A spec answers four questions about a cell of its family:
+
+``matches(cell)``        is it this family, with its step math not overridden
+                         by a subclass (else the generic loop runs it)?
+``blockers(cell)``       why its configuration cannot run on the fused kernel
+                         (activations, variants without a kernel); empty: it can.
+``kernel(cell)``         the ``torch`` kernel function (``torch.lstm`` ...), or
+                         ``None`` for a family with no fused kernel.
+``to_torch(cell)``       its weights in the kernel's layout (differentiable);
+                         ``from_torch(...)`` goes back (Keras layout).
+
+Every matching cell can be *hoisted*: its input projection for all timesteps
+runs before the loop (``cell.project_inputs``) and the loop runs only
+``cell.recurrent_step``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+_STEP_METHODS = ("recurrent_step", "project_inputs", "call", "forward")
+
+
+class KernelSpec:
+    """Base spec: a family (``cell_class``) that can be hoisted but has no kernel."""
+
+    name: str = ""
+    cell_class: type = object
+
+    def matches(self, cell: Any) -> bool:
+        """``cell`` is of this family and no subclass overrides its step math."""
+        if not isinstance(cell, self.cell_class):
+            return False
+        kind = type(cell)
+        return all(getattr(kind, m) is getattr(self.cell_class, m) for m in _STEP_METHODS)
+
+    def blockers(self, cell: Any) -> list[str]:
+        return [f"{self.name} has no fused kernel"]
+
+    def kernel(self, cell: Any) -> Callable | None:
+        return None
+
+    def to_torch(self, cell: Any) -> list[torch.Tensor]:
+        raise NotImplementedError(f"{self.name} has no kernel weight layout")
+
+
+_SPECS: list[KernelSpec] = []
+
+
+def register(spec: KernelSpec) -> KernelSpec:
+    """Add ``spec`` to the specs :func:`spec_for` consults (newest first)."""
+    _SPECS.insert(0, spec)
+    return spec
+
+
+def spec_for(cell: Any) -> KernelSpec | None:
+    """The spec whose family ``cell`` belongs to, unmodified; ``None`` for any other cell."""
+    for spec in _SPECS:
+        if spec.matches(cell):
+            return spec
+    return None
+
+
+def family_of(cell: Any) -> KernelSpec | None:
+    """The spec of ``cell``'s family, even when a subclass overrides its step."""
+    for spec in _SPECS:
+        if isinstance(cell, spec.cell_class):
+            return spec
+    return None
+
+
+def cell_to_torch(cell: Any) -> list[torch.Tensor]:
+    """torch-layout weights of a built-in cell (differentiable)."""
+    spec = spec_for(cell)
+    if spec is None:
+        raise TypeError(f"{type(cell).__name__} is not a built-in cell with a kernel weight layout")
+    return spec.to_torch(cell)
+
+
+def kernel_for(cell: Any) -> Callable | None:
+    """The ``torch`` kernel function for a built-in cell (``None``: no kernel)."""
+    spec = spec_for(cell)
+    return None if spec is None else spec.kernel(cell)

@@ -1,0 +1,238 @@
+"""Side-by-side speed of rnnkit and its peers, as ratios measured in one run.
+
+Peers: ``torch.nn.LSTM/GRU/RNN`` (fused; ``pack_padded_sequence`` for masks),
+a hand-written ``torch.nn.LSTMCell`` loop, Keras 3 on the torch backend (when
+installed) and Keras 3 on jax/XLA in a subprocess (when jax is installed).
+Each time is the median of several runs after warm-up; ``ratio`` is
+rnnkit / peer (below 1 means rnnkit is faster). Modes: ``infer`` (forward
+under ``no_grad``) and ``train`` (forward + backward of the summed output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import torch
+
+import rnnkit
+
+SHAPES = [(32, 100, 64, 128), (64, 50, 128, 256), (1, 1000, 32, 64), (128, 20, 32, 64)]
+CELLS = ("lstm", "gru", "simple")
+_RNNKIT = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "simple": rnnkit.SimpleRNN}
+_TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple": torch.nn.RNN}
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 11, warmup: int = 3, budget_s: float = 3.0) -> float:
+    """Median wall time of ``fn()``; fewer repeats when one call is slow."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def right_padded_mask(batch: int, steps: int, seed: int = 0) -> torch.Tensor:
+    """Lengths spread over [steps/2, steps], one row full length."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(steps // 2, steps + 1, (batch,), generator=g)
+    lengths[0] = steps
+    return torch.arange(steps).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def runner(forward: Callable[[], torch.Tensor], params: list, mode: str) -> Callable[[], None]:
+    if mode == "infer":
+        def run():
+            with torch.no_grad():
+                forward()
+        return run
+
+    def run():
+        for p in params:
+            p.grad = None
+        forward().sum().backward()
+    return run
+
+
+def rnnkit_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None, **layer_kw) -> Callable:
+    b, t, d, u = shape
+    layer = _RNNKIT[cell](u, return_sequences=True, **layer_kw)
+    layer.build((b, t, d))
+    x = torch.randn(b, t, d, requires_grad=mode == "train")
+    layer.train(mode == "train")
+    return runner(lambda: layer(x, mask=mask), list(layer.parameters()) + [x], mode)
+
+
+def torch_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None) -> Callable:
+    b, t, d, u = shape
+    module = _TORCH[cell](d, u, batch_first=True)
+    x = torch.randn(b, t, d, requires_grad=mode == "train")
+    if mask is None:
+        forward = lambda: module(x)[0]  # noqa: E731
+    else:
+        lengths = mask.sum(1)
+
+        def forward():
+            packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = module(packed)
+            return torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)[0]
+    return runner(forward, list(module.parameters()) + [x], mode)
+
+
+def lstmcell_loop_runner(shape: tuple, mode: str) -> Callable:
+    """A hand-written ``torch.nn.LSTMCell`` loop, what many users write today."""
+    b, t, d, u = shape
+    cell = torch.nn.LSTMCell(d, u)
+    x = torch.randn(b, t, d, requires_grad=mode == "train")
+
+    def forward():
+        h = c = x.new_zeros(b, u)
+        outs = []
+        for i in range(t):
+            h, c = cell(x[:, i], (h, c))
+            outs.append(h)
+        return torch.stack(outs, 1)
+    return runner(forward, list(cell.parameters()) + [x], mode)
+
+
+def keras_available() -> bool:
+    if os.environ.get("KERAS_BACKEND", "torch") != "torch" and "keras" not in sys.modules:
+        return False
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return False
+    return keras.backend.backend() == "torch"
+
+
+def keras_torch_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None, **layer_kw) -> Callable:
+    import keras
+
+    b, t, d, u = shape
+    cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple": keras.layers.SimpleRNN}[cell]
+    layer = cls(u, return_sequences=True, **layer_kw)
+    layer.build((b, t, d))
+    x = torch.randn(b, t, d, requires_grad=mode == "train")
+    params = [v.value for v in layer.trainable_variables] + [x]
+    return runner(lambda: layer(x, mask=mask, training=mode == "train"), params, mode)
+
+
+def keras_jax_times(cases: list[dict], timeout_s: int = 1800) -> dict | None:
+    """Times from Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``); None without jax."""
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is None or importlib.util.find_spec("keras") is None:
+            return None
+    except ValueError:
+        return None
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnkit.tools.bench_jax"], input=json.dumps(cases), capture_output=True, text=True,
+        env=env, timeout=timeout_s,
+    )
+    if proc.returncode != 0:
+        print(f"keras-jax peer failed: {proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def matmul_peak_gflops(n: int = 1024) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    s = median_time(lambda: a @ b, repeats=10)
+    return 2 * n**3 / s / 1e9
+
+
+def lstm_flops(shape: tuple, mode: str) -> float:
+    """Matmul FLOPs of an LSTM pass (backward counted as twice the forward)."""
+    b, t, d, u = shape
+    fwd = 2.0 * b * t * (d + u) * 4 * u
+    return fwd if mode == "infer" else 3 * fwd
+
+
+def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes=("infer", "train"),
+            extras: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+    """Run the comparison matrix; returns one row per (case, peer)."""
+    torch.manual_seed(0)
+    rows: list[dict] = []
+
+    def add(name, cell, shape, mode, ours, peer, theirs):
+        row = {"case": name, "cell": cell, "shape": list(shape), "mode": mode, "peer": peer,
+               "rnnkit_ms": ours * 1e3, "peer_ms": theirs * 1e3, "ratio": ours / theirs}
+        rows.append(row)
+        log(f"{name:<22}{cell:<7}{str(tuple(shape)):<22}{mode:<6}{peer:<14}"
+            f"{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}{ours / theirs:>8.2f}")
+
+    log(f"{'case':<22}{'cell':<7}{'shape':<22}{'mode':<6}{'peer':<14}{'rnnkit ms':>10}{'peer ms':>10}{'ratio':>8}")
+    use_keras = "keras" in against and keras_available()
+    ours_cache: dict = {}
+    for cell in cells:
+        for shape in shapes:
+            for mode in modes:
+                ours = median_time(rnnkit_runner(cell, shape, mode))
+                ours_cache[(cell, tuple(shape), mode)] = ours
+                if "torch" in against:
+                    add("fusable", cell, shape, mode, ours, "torch.nn", median_time(torch_runner(cell, shape, mode)))
+                if use_keras:
+                    add("unmasked", cell, shape, mode, ours, "keras-torch",
+                        median_time(keras_torch_runner(cell, shape, mode)))
+    if extras:
+        for shape in shapes:
+            mask = right_padded_mask(shape[0], shape[1])
+            for mode in modes:
+                ours = median_time(rnnkit_runner("lstm", shape, mode, mask))
+                if "torch" in against:
+                    add("masked right-padded", "lstm", shape, mode, ours, "torch.nn+pack",
+                        median_time(torch_runner("lstm", shape, mode, mask)))
+                if use_keras:
+                    add("masked right-padded", "lstm", shape, mode, ours, "keras-torch",
+                        median_time(keras_torch_runner("lstm", shape, mode, mask)))
+                if "torch" in against:
+                    add("vs LSTMCell loop", "lstm", shape, mode, ours_cache.get(("lstm", tuple(shape), mode), ours),
+                        "LSTMCell loop", median_time(lstmcell_loop_runner(shape, mode)))
+            if use_keras:
+                hs = {"recurrent_activation": "hard_sigmoid"}
+                add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
+                    "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
+        if use_keras:
+            from rnnkit.tools.bench_custom import compiled_loop_times, custom_cell_times
+
+            for shape in shapes:
+                ours, theirs = custom_cell_times(shape)
+                add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
+        short = [s for s in shapes if s[1] <= 20]
+        for shape in short:
+            compiled, plain, compile_s = compiled_loop_times(shape)
+            add("compile=True", "minimal", shape, "train", compiled, "plain loop", plain)
+            log(f"compile=True {tuple(shape)}: first call (compilation) {compile_s:.1f} s")
+            rows.append({"case": "compile time", "shape": list(shape), "seconds": compile_s})
+    if "jax" in against:
+        cases = [{"cell": c, "shape": list(s), "mode": m} for c in cells for s in shapes for m in modes]
+        jax_times = keras_jax_times(cases)
+        if jax_times is not None:
+            for case in cases:
+                key = (case["cell"], tuple(case["shape"]), case["mode"])
+                theirs = jax_times.get(f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}")
+                if theirs and key in ours_cache:
+                    add("vs XLA", case["cell"], case["shape"], case["mode"], ours_cache[key], "keras-jax", theirs)
+    if extras and "lstm" in cells:
+        peak = matmul_peak_gflops()
+        for shape in shapes:
+            for mode in modes:
+                ours = ours_cache.get(("lstm", tuple(shape), mode))
+                if ours:
+                    gf = lstm_flops(shape, mode) / ours / 1e9
+                    log(f"LSTM {tuple(shape)} {mode}: {gf:.1f} GFLOP/s = {gf / peak:.0%} of matmul peak {peak:.1f}")
+                    rows.append({"case": "gflops", "cell": "lstm", "shape": list(shape), "mode": mode,
+                                 "gflops": gf, "peak_gflops": peak})
+    return rows

@@ -1,0 +1,149 @@
+"""``rnnkit`` command line: parser, help, argument errors and the ``bench`` subcommand."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnkit.tools import bench, cli
+
+
+def run_cli(*args, timeout=120):
+    """``python -m rnnkit ARGS`` in a fresh interpreter."""
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_module_help_lists_subcommands():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout and "bench" in proc.stdout
+
+
+@pytest.mark.parametrize("command, options", [
+    ("demo", ["--steps", "--out", "--cell", "--seed", "lstm", "gru", "simple", "rnnkit[demo]"]),
+    ("bench", ["--layer", "--shape", "--against", "--mode", "B,T,D,H", "ratio", "torch", "keras", "infer", "train"]),
+])
+def test_subcommand_help(command, options, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: rnnkit {command}" in out
+    for option in options:
+        assert option in out, option
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert "rnnkit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "required"),
+    (["frobnicate"], "invalid choice"),
+    (["bench", "--shape", "2,5"], "four positive integers"),
+    (["bench", "--shape", "a,b,c,d"], "four positive integers"),
+    (["bench", "--shape", "2,0,3,4"], "four positive integers"),
+    (["bench", "--layer", "lstmx"], "invalid choice"),
+    (["bench", "--against", "torch,tensorflow"], "'tensorflow'"),
+    (["bench", "--against", ","], "comma-separated"),
+    (["bench", "--mode", "fast"], "'fast'"),
+    (["demo", "--steps", "0"], "positive integer"),
+    (["demo", "--steps", "ten"], "positive integer"),
+    (["demo", "--cell", "transformer"], "invalid choice"),
+    (["demo", "--seed", "x"], "invalid int"),
+    (["demo", "--bogus"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_nonzero_with_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: rnnkit" in err and "error:" in err
+    assert message in err
+
+
+def test_bad_arguments_from_the_command_line():
+    proc = run_cli("bench", "--shape", "1,2,3")
+    assert proc.returncode == 2
+    assert "--shape" in proc.stderr and "B,T,D,H" in proc.stderr
+
+
+def test_argument_types():
+    assert cli.shape_arg(" 2, 5,3 ,4") == (2, 5, 3, 4)
+    assert cli.choice_list(cli.PEERS)("Torch,keras,torch") == ("torch", "keras")
+
+
+def test_bench_prints_a_table_with_ratios():
+    proc = run_cli("bench", "--layer", "lstm", "--shape", "2,5,3,4", "--against", "torch")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    header, rows = lines[0].split(), lines[1:]
+    assert header[-1] == "ratio" and "case" in header
+    assert len(rows) == 2  # infer and train, against torch.nn only
+    for row, mode in zip(rows, ("infer", "train")):
+        assert "lstm" in row and "(2, 5, 3, 4)" in row and mode in row and "torch.nn" in row
+        assert float(row.split()[-1]) > 0
+    assert "keras" not in proc.stdout
+
+
+@pytest.fixture
+def captured_compare(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "compare", lambda **kw: calls.append(kw) or [])
+    return calls
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bench", "--layer", "gru", "--shape", "4,10,8,16", "--against", "torch", "--mode", "train"],
+     {"cells": ("gru",), "shapes": [(4, 10, 8, 16)], "against": ("torch",), "modes": ("train",), "extras": False}),
+    (["bench", "--against", "torch"],
+     {"cells": bench.CELLS, "shapes": bench.SHAPES, "against": ("torch",), "modes": ("infer", "train"),
+      "extras": True}),
+    (["bench", "--layer", "all", "--shape", "1,2,3,4", "--against", "torch"],
+     {"cells": bench.CELLS, "shapes": [(1, 2, 3, 4)], "extras": False}),
+    (["bench", "--layer", "simple", "--against", "torch"], {"cells": ("simple",), "extras": False}),
+])
+def test_bench_passes_arguments_to_compare(argv, expected, captured_compare):
+    assert cli.main(argv) == 0
+    (kwargs,) = captured_compare
+    for key, value in expected.items():
+        assert kwargs[key] == value, key
+
+
+def test_bench_without_keras_drops_the_keras_column(monkeypatch, captured_compare, capsys):
+    monkeypatch.setattr(bench, "keras_available", lambda: False)
+    assert cli.main(["bench", "--layer", "lstm", "--against", "torch,keras"]) == 0
+    assert captured_compare[0]["against"] == ("torch",)
+    assert "keras" in capsys.readouterr().err
+
+    assert cli.main(["bench", "--against", "keras"]) == 1
+    assert len(captured_compare) == 1
+    assert "install keras" in capsys.readouterr().err
+
+
+def test_bench_with_keras_keeps_the_keras_column(monkeypatch, captured_compare):
+    monkeypatch.setattr(bench, "keras_available", lambda: True)
+    assert cli.main(["bench", "--layer", "lstm"]) == 0
+    assert captured_compare[0]["against"] == ("torch", "keras")
+
+
+def test_every_command_is_one_add_function():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert list(sub.choices) == ["demo", "bench"]
+    assert len(cli.COMMANDS) == len(sub.choices)
+
+
+def test_console_script_entry_point():
+    from importlib.metadata import entry_points
+
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    if "rnnkit" not in scripts:
+        pytest.skip("rnnkit is not installed with its console script")
+    assert scripts["rnnkit"] == "rnnkit.tools.cli:main"
