@@ -4,8 +4,11 @@ from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.cells import ConvLSTMCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.kernels.explain import explain
 from rnnkit.engine.layer import Layer
+from rnnkit.engine.layer import regularization_losses
 from rnnkit.layers import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, GRU, LSTM, RNN, Bidirectional, CuDNNGRU, CuDNNLSTM, SimpleRNN
 from rnnkit.core.loop import rnn
+from rnnkit.layers import Embedding, Masking
+from rnnkit.models import Sequential
 
 __version__ = "0.1.0"
 
@@ -17,12 +20,15 @@ __all__ = [
     "Bidirectional",
     "CuDNNGRU",
     "CuDNNLSTM",
+    "Embedding",
     "GRU",
     "GRUCell",
     "LSTM",
     "LSTMCell",
     "Layer",
+    "Masking",
     "RNN",
+    "Sequential",
     "SimpleRNN",
     "SimpleRNNCell",
     "StackedRNNCells",
@@ -31,6 +37,7 @@ __all__ = [
     "functional",
     "constraints",
     "initializers",
+    "regularization_losses",
     "regularizers",
     "rnn",
 ]

@@ -1,6 +1,12 @@
 """Shared machinery of the built-in cells: weights, dropout masks, projections.
 
-Every built-in cell computes, per step, with ``G`` gates of ``units`` each::
+Two bases: :class:`GatedCell` holds what every built-in cell shares (the
+weight arguments and their creation, dropout masks, ``call``, config) and is
+the base of ``ConvLSTMCell``; :class:`BuiltinCell` adds the dense part
+(``units``, ``implementation``, matrix-product projections) and is the base of
+``SimpleRNNCell``, ``GRUCell`` and ``LSTMCell``.
+
+Every dense cell computes, per step, with ``G`` gates of ``units`` each::
 
     x_proj = (x * dropout_mask) @ kernel + input_bias        # (batch, G*units)
     output, new_states = recurrent_step(x_proj, states)      # cell-specific
@@ -24,9 +30,11 @@ from typing import Any
 
 import torch
 
-from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.core.protocol import zero_states
+from rnnkit.core.sequences import as_tensor
+from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.engine.layer import Layer
+from rnnkit.engine.seeds import SeedStream
 
 
 def check_rate(layer_name: str, arg: str, value: float) -> float:
@@ -42,14 +50,22 @@ def check_units(layer_name: str, units: Any) -> int:
     return units
 
 
-class BuiltinCell(Layer):
-    """Base of ``SimpleRNNCell``, ``GRUCell`` and ``LSTMCell`` (``n_gates`` each)."""
+class GatedCell(Layer):
+    """Shared base of the built-in cells: ``n_gates`` gate blocks, three weights, dropout masks.
+
+    What ``BuiltinCell`` (the dense cells) and ``ConvLSTMCell`` share: the
+    activation, bias, initializer, regularizer and constraint arguments, the
+    creation of ``kernel``, ``recurrent_kernel`` and ``bias`` (shapes from the
+    subclass), the per-sequence dropout masks, ``call`` (exactly
+    ``recurrent_step(project_inputs(x))``, numpy inputs and states accepted)
+    and their config. Subclasses define ``state_size``, ``build``,
+    ``_bias_shape``, ``project_inputs`` and ``recurrent_step``.
+    """
 
     n_gates = 1
 
     def __init__(
         self,
-        units: int,
         activation: Any = "tanh",
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
@@ -64,11 +80,12 @@ class BuiltinCell(Layer):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
-        implementation: int = 2,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.units = check_units(self.name, units)
+        super().__init__(name=name, dtype=dtype, trainable=trainable, **kwargs)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -83,11 +100,129 @@ class BuiltinCell(Layer):
         self.dropout = check_rate(self.name, "dropout", dropout)
         self.recurrent_dropout = check_rate(self.name, "recurrent_dropout", recurrent_dropout)
         self.seed = seed
-        if implementation not in (1, 2):
-            raise ValueError(f"{self.name}: implementation must be 1 or 2, got {implementation!r}")
-        self.implementation = implementation
         self._generator = None
         self.reset_dropout_masks()
+
+    # ---------------------------------------------------------------- weights
+    def _add_weights(self, kernel_shape: tuple, recurrent_kernel_shape: tuple) -> None:
+        """Create ``kernel``, ``recurrent_kernel`` and ``bias`` (``None`` without ``use_bias``), in that order."""
+        self.kernel = self.add_weight(
+            kernel_shape, self.kernel_initializer, "kernel", self.kernel_regularizer, self.kernel_constraint
+        )
+        self.recurrent_kernel = self.add_weight(
+            recurrent_kernel_shape, self.recurrent_initializer, "recurrent_kernel",
+            self.recurrent_regularizer, self.recurrent_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                self._bias_shape(), self._bias_initializer(), "bias", self.bias_regularizer, self.bias_constraint
+            )
+        else:
+            self.bias = None
+
+    def _bias_shape(self) -> tuple:
+        raise NotImplementedError
+
+    def _bias_initializer(self) -> Any:
+        return self.bias_initializer
+
+    # ---------------------------------------------------------- dropout masks
+    def reset_dropout_masks(self) -> None:
+        # plain dict writes: this runs twice per layer call, masks are no modules
+        self.__dict__["_dropout_masks"] = None
+        self.__dict__["_recurrent_dropout_masks"] = None
+
+    @property
+    def _mask_count(self) -> int:
+        """How many masks a sequence draws: one per gate here; ``BuiltinCell`` shares one when it can."""
+        return self.n_gates
+
+    def _draw(self, like: torch.Tensor, rate: float) -> list[torch.Tensor]:
+        if self.seed is not None and self._generator is None:
+            self._generator = SeedStream(self.seed)  # replayed by torch.utils.checkpoint's recomputation
+        generator = None if self._generator is None else self._generator.generator(like.device)
+        keep = 1.0 - rate
+        masks = []
+        for _ in range(self._mask_count):
+            u = torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+            masks.append((u < keep).to(like.dtype) / keep)
+        return masks
+
+    def dropout_masks(self, x_step: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
+        """Input masks (shape of one step of ``x``), one (or one per gate) per sequence."""
+        if not training or self.dropout == 0.0:
+            return None
+        if self._dropout_masks is None:
+            self._dropout_masks = self._draw(x_step, self.dropout)
+        return self._dropout_masks
+
+    def recurrent_dropout_masks(self, h: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
+        if not training or self.recurrent_dropout == 0.0:
+            return None
+        if self._recurrent_dropout_masks is None:
+            self._recurrent_dropout_masks = self._draw(h, self.recurrent_dropout)
+        return self._recurrent_dropout_masks
+
+    # ------------------------------------------------------------------- step
+    def project_inputs(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def recurrent_step(self, x_proj: torch.Tensor, states: Any, training: bool = False):
+        raise NotImplementedError
+
+    def _as_tensor(self, x: Any, dtype: torch.dtype, what: str) -> torch.Tensor:
+        """``x`` in ``dtype`` (numpy arrays too, as the layers take them); bool/complex are refused."""
+        if isinstance(x, torch.Tensor) and x.dtype == dtype:
+            return x  # the loop's case, every step: nothing to convert
+        return as_tensor(x, dtype, self.kernel.device, what, self.name)
+
+    def call(self, inputs: Any, states: Any, training: bool | None = None):
+        """One step: ``(output, new_states)`` from ``inputs`` ``(batch, ...)`` and the ``states`` list."""
+        training = self.training if training is None else bool(training)
+        if not isinstance(states, (list, tuple)):
+            states = [states]
+        dtype = self.dtype
+        inputs = self._as_tensor(inputs, dtype, "inputs")
+        states = [self._as_tensor(s, dtype, "states") for s in states]
+        return self.recurrent_step(self.project_inputs(inputs, training), states, training)
+
+    # ----------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            activation=activations.serialize(self.activation),
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            recurrent_initializer=initializers.serialize(self.recurrent_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=_maybe(regularizers.serialize, self.kernel_regularizer),
+            recurrent_regularizer=_maybe(regularizers.serialize, self.recurrent_regularizer),
+            bias_regularizer=_maybe(regularizers.serialize, self.bias_regularizer),
+            kernel_constraint=_maybe(constraints.serialize, self.kernel_constraint),
+            recurrent_constraint=_maybe(constraints.serialize, self.recurrent_constraint),
+            bias_constraint=_maybe(constraints.serialize, self.bias_constraint),
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            seed=self.seed,
+        )
+        return config
+
+
+class BuiltinCell(GatedCell):
+    """Base of the dense cells ``SimpleRNNCell``, ``GRUCell`` and ``LSTMCell`` (``n_gates`` blocks of ``units``).
+
+    Adds to :class:`GatedCell` what makes a cell dense: ``units``, the
+    ``implementation`` switch of the dropout masks, matrix-product
+    projections (``project_inputs``, ``recurrent_matmul``) and the
+    ``(units,)``-sized states; see the module docstring.
+    """
+
+    def __init__(self, units: int, implementation: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = check_units(self.name, units)
+        if isinstance(implementation, bool) or implementation not in (0, 1, 2):
+            raise ValueError(f"{self.name}: implementation must be 1 or 2 (0 runs as 2), got {implementation!r}")
+        self.implementation = int(implementation)
 
     # ------------------------------------------------------------ protocol
     @property
@@ -111,68 +246,18 @@ class BuiltinCell(Layer):
         self._add_weights((self.input_dim, g), (self.units, g))
         self.built = True
 
-    def _add_weights(self, kernel_shape: tuple, recurrent_kernel_shape: tuple) -> None:
-        """Create ``kernel``, ``recurrent_kernel`` and ``bias`` (``None`` without ``use_bias``), in that order."""
-        self.kernel = self.add_weight(
-            kernel_shape, self.kernel_initializer, "kernel", self.kernel_regularizer, self.kernel_constraint
-        )
-        self.recurrent_kernel = self.add_weight(
-            recurrent_kernel_shape, self.recurrent_initializer, "recurrent_kernel",
-            self.recurrent_regularizer, self.recurrent_constraint,
-        )
-        if self.use_bias:
-            self.bias = self.add_weight(
-                self._bias_shape(), self._bias_initializer(), "bias", self.bias_regularizer, self.bias_constraint
-            )
-        else:
-            self.bias = None
-
     def _bias_shape(self) -> tuple:
         return (self.n_gates * self.units,)
-
-    def _bias_initializer(self) -> Any:
-        return self.bias_initializer
 
     @property
     def input_bias(self) -> torch.Tensor | None:
         """The bias added to the input projection (all of it by default)."""
         return self.bias
 
-    # ---------------------------------------------------------- dropout masks
-    def reset_dropout_masks(self) -> None:
-        # plain dict writes: this runs twice per layer call, masks are no modules
-        self.__dict__["_dropout_masks"] = None
-        self.__dict__["_recurrent_dropout_masks"] = None
-
     @property
     def _mask_count(self) -> int:
         per_gate = self.implementation == 1 or self.recurrent_dropout > 0
         return self.n_gates if per_gate else 1
-
-    def _draw(self, like: torch.Tensor, rate: float) -> list[torch.Tensor]:
-        if self.seed is not None and self._generator is None:
-            self._generator = torch.Generator(device=like.device).manual_seed(int(self.seed))
-        keep = 1.0 - rate
-        masks = []
-        for _ in range(self._mask_count):
-            u = torch.rand(like.shape, generator=self._generator, dtype=like.dtype, device=like.device)
-            masks.append((u < keep).to(like.dtype) / keep)
-        return masks
-
-    def dropout_masks(self, x_step: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
-        """Input masks ``(batch, input_dim)``, one (or one per gate) per sequence."""
-        if not training or self.dropout == 0.0:
-            return None
-        if self._dropout_masks is None:
-            self._dropout_masks = self._draw(x_step, self.dropout)
-        return self._dropout_masks
-
-    def recurrent_dropout_masks(self, h: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
-        if not training or self.recurrent_dropout == 0.0:
-            return None
-        if self._recurrent_dropout_masks is None:
-            self._recurrent_dropout_masks = self._draw(h, self.recurrent_dropout)
-        return self._recurrent_dropout_masks
 
     # ------------------------------------------------------------ projections
     def project_inputs(self, x: torch.Tensor, training: bool = False) -> torch.Tensor:
@@ -188,7 +273,8 @@ class BuiltinCell(Layer):
         bias = self.input_bias
         return out if bias is None else out + bias
 
-    def recurrent_matmul(self, h: torch.Tensor, kernel: torch.Tensor, training: bool, first_gate: int = 0) -> torch.Tensor:
+    def recurrent_matmul(self, h: torch.Tensor, kernel: torch.Tensor, training: bool,
+                         first_gate: int = 0) -> torch.Tensor:
         """``(h * recurrent_mask) @ kernel``; ``kernel`` holds gates ``first_gate...``."""
         masks = self.recurrent_dropout_masks(h, training)
         if masks is None:
@@ -197,36 +283,10 @@ class BuiltinCell(Layer):
             masks = masks[first_gate : first_gate + kernel.shape[1] // self.units]
         return _masked_matmul(h, masks, kernel, self.units)
 
-    def recurrent_step(self, x_proj: torch.Tensor, states: Any, training: bool = False):
-        raise NotImplementedError
-
-    def call(self, inputs: torch.Tensor, states: Any, training: bool | None = None):
-        training = self.training if training is None else bool(training)
-        if not isinstance(states, (list, tuple)):
-            states = [states]
-        return self.recurrent_step(self.project_inputs(inputs, training), states, training)
-
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(
-            units=self.units,
-            activation=activations.serialize(self.activation),
-            use_bias=self.use_bias,
-            kernel_initializer=initializers.serialize(self.kernel_initializer),
-            recurrent_initializer=initializers.serialize(self.recurrent_initializer),
-            bias_initializer=initializers.serialize(self.bias_initializer),
-            kernel_regularizer=_maybe(regularizers.serialize, self.kernel_regularizer),
-            recurrent_regularizer=_maybe(regularizers.serialize, self.recurrent_regularizer),
-            bias_regularizer=_maybe(regularizers.serialize, self.bias_regularizer),
-            kernel_constraint=_maybe(constraints.serialize, self.kernel_constraint),
-            recurrent_constraint=_maybe(constraints.serialize, self.recurrent_constraint),
-            bias_constraint=_maybe(constraints.serialize, self.bias_constraint),
-            dropout=self.dropout,
-            recurrent_dropout=self.recurrent_dropout,
-            seed=self.seed,
-            implementation=self.implementation,
-        )
+        config.update(units=self.units, implementation=self.implementation)
         return config
 
     def extra_repr(self) -> str:

@@ -1,14 +1,7 @@
 """``ConvLSTMCell``: the LSTM with convolutions in place of matrix products.
 
-Shi et al., 2015 (arXiv:1506.04214), as Keras 3's ``ConvLSTMCell``. Gate order
-``i f c o``; ``conv`` is an N-D convolution (``rank`` 1, 2 or 3)::
-
-    z = conv(x_t, kernel, strides, padding, dilation_rate) + bias
-      + conv(h_{t-1}, recurrent_kernel, strides=1, padding="same")
-    i = recurrent_activation(z_i)        f = recurrent_activation(z_f)
-    c_t = f * c_{t-1} + i * activation(z_c)
-    o = recurrent_activation(z_o)
-    h_t = o * activation(c_t)            output_t = h_t
+Shi et al., 2015 (arXiv:1506.04214), as Keras 3's ``ConvLSTMCell``; the
+equations and gate order (``i f c o``) are in the ``ConvLSTMCell`` docstring.
 
 Shapes (``data_format="channels_last"``; ``channels_first`` puts the channel
 axis right after the batch axis: ``(batch, channels, *spatial)``)::
@@ -47,10 +40,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rnnkit.cells.args import arguments, documented_cell
+from rnnkit.cells.base import GatedCell
+from rnnkit.cells.lstm import UnitForgetBias, lstm_gates
 from rnnkit.core.protocol import zero_states
 from rnnkit.engine import activations
-from rnnkit.cells.base import BuiltinCell
-from rnnkit.cells.lstm import UnitForgetBias, lstm_gates
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _SPATIAL = {1: "steps", 2: "rows, cols", 3: "dim1, dim2, dim3"}
@@ -81,8 +75,30 @@ def _int_tuple(layer: str, arg: str, value: Any, rank: int) -> tuple[int, ...]:
     return items
 
 
-class ConvLSTMCell(BuiltinCell):
-    """Cell of ``ConvLSTM1D/2D/3D``; Keras 3 arguments (see the module docstring for the math)."""
+@documented_cell()
+class ConvLSTMCell(GatedCell):
+    """Cell of ``ConvLSTM1D/2D/3D``: one convolutional LSTM step; arguments and defaults as Keras 3.
+
+    Gate order ``i f c o``; ``conv`` is a ``rank``-D convolution::
+
+        z = conv(x_t, kernel, strides, padding, dilation_rate) + bias
+          + conv(h_{t-1}, recurrent_kernel, strides=1, padding="same")
+        i = recurrent_activation(z_i)        f = recurrent_activation(z_f)
+        c_t = f * c_{t-1} + i * activation(z_c)
+        o = recurrent_activation(z_o)
+        h_t = o * activation(c_t)            output_t = h_t
+
+    Shapes (``channels_last``; ``channels_first`` puts the channel axis right
+    after the batch axis): ``x_t (batch, *spatial, channels)``, states
+    ``[h, c]`` each ``(batch, *out_spatial, filters)``; weights ``kernel
+    (*kernel_size, channels, 4*filters)``, ``recurrent_kernel (*kernel_size,
+    filters, 4*filters)``, ``bias (4*filters,)``, blocks in gate order. The
+    state shape comes from the input shape at build time (see the module
+    docstring). Dropout draws one mask per gate, as Keras's ``ConvLSTMCell``.
+
+    ``cell(inputs, [h, c], training=None) -> (h_t, [h_t, c_t])``; inputs and
+    states may be tensors or numpy arrays (floats are cast to the cell's dtype).
+    """
 
     n_gates = 4
 
@@ -111,21 +127,20 @@ class ConvLSTMCell(BuiltinCell):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
         **kwargs: Any,
     ) -> None:
-        label = kwargs.get("name") or type(self).__name__
+        args = arguments(locals())
+        label = name or type(self).__name__
         if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
             raise ValueError(f"{label}: filters must be a positive integer, got {filters!r}")
         if rank not in (1, 2, 3) or isinstance(rank, bool):
             raise ValueError(f"{label}: rank must be 1, 2 or 3, got {rank!r}")
-        super().__init__(
-            filters, activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer, bias_initializer=bias_initializer,
-            kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint,
-            dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, **kwargs,
-        )
+        own = ("rank", "filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate",
+               "recurrent_activation", "unit_forget_bias")
+        super().__init__(**{k: v for k, v in args.items() if k not in own}, **kwargs)
         self.rank = rank
         self.filters = filters
         self.kernel_size = _int_tuple(self.name, "kernel_size", kernel_size, rank)
@@ -156,10 +171,6 @@ class ConvLSTMCell(BuiltinCell):
     @property
     def output_size(self) -> torch.Size | None:
         return self._state_shape
-
-    @property
-    def _mask_count(self) -> int:
-        return self.n_gates  # Keras ConvLSTM: one dropout mask per gate, always
 
     @property
     def _channels_last(self) -> bool:
@@ -214,6 +225,9 @@ class ConvLSTMCell(BuiltinCell):
         self._recurrent_pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in self.kernel_size]
         g = self.n_gates * self.filters
         self._add_weights(self.kernel_size + (self.input_dim, g), self.kernel_size + (self.filters, g))
+
+    def _bias_shape(self) -> tuple:
+        return (self.n_gates * self.filters,)
 
     def _bias_initializer(self) -> Any:
         return UnitForgetBias(self.bias_initializer, self.filters) if self.unit_forget_bias else self.bias_initializer
@@ -285,8 +299,6 @@ class ConvLSTMCell(BuiltinCell):
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
         config = super().get_config()
-        for key in ("units", "implementation"):  # BuiltinCell's; a ConvLSTM has filters
-            config.pop(key, None)
         config.update(
             rank=self.rank,
             filters=self.filters,

@@ -1,19 +1,6 @@
 """``GRUCell``: gated recurrent unit (Cho et al., 2014), both Keras variants.
 
-Gate order ``z r h`` (Keras; torch orders ``r z n``). With ``x_z, x_r, x_h``
-the blocks of ``x_t @ kernel + input_bias``::
-
-    z = recurrent_activation(x_z + h_{t-1} @ U_z [+ b_rz])
-    r = recurrent_activation(x_r + h_{t-1} @ U_r [+ b_rr])
-    reset_after=True  (default, cuDNN/torch compatible):
-        hh = activation(x_h + r * (h_{t-1} @ U_h + b_rh))
-    reset_after=False (original paper):
-        hh = activation(x_h + (r * h_{t-1}) @ U_h)
-    h_t = z * h_{t-1} + (1 - z) * hh     output_t = h_t
-
-Weights: ``kernel (input_dim, 3*units)``, ``recurrent_kernel (units, 3*units)``,
-``bias (2, 3*units)`` when ``reset_after`` (row 0 input bias, row 1 recurrent
-bias ``b_r*``) else ``(3*units,)``. State: ``[h]``.
+Equations, gate order and weight layout: the ``GRUCell`` docstring.
 """
 
 from __future__ import annotations
@@ -22,18 +9,68 @@ from typing import Any
 
 import torch
 
-from rnnkit.engine import activations
+from rnnkit.cells.args import arguments, documented_cell
 from rnnkit.cells.base import BuiltinCell
+from rnnkit.engine import activations
 
 
+@documented_cell()
 class GRUCell(BuiltinCell):
-    """Cell of ``GRU``; Keras 3 arguments plus ``recurrent_activation`` and ``reset_after``."""
+    """Cell of ``GRU``: one step of a gated recurrent unit; arguments and defaults as Keras 3.
+
+    Gate order ``z r h`` (Keras; torch orders ``r z n``). With ``x_z, x_r, x_h``
+    the blocks of ``x_t @ kernel + input_bias`` and ``U_z, U_r, U_h`` those of
+    ``recurrent_kernel``::
+
+        z = recurrent_activation(x_z + h_{t-1} @ U_z [+ b_rz])
+        r = recurrent_activation(x_r + h_{t-1} @ U_r [+ b_rr])
+        reset_after=True  (default, cuDNN/torch compatible):
+            hh = activation(x_h + r * (h_{t-1} @ U_h + b_rh))
+        reset_after=False (original paper):
+            hh = activation(x_h + (r * h_{t-1}) @ U_h)
+        h_t = z * h_{t-1} + (1 - z) * hh     output_t = h_t
+
+    Shapes (``N`` batch, ``D`` input features, ``U`` units): ``x_t (N, D)``,
+    state ``[h]`` ``(N, U)``; weights ``kernel (D, 3U)``, ``recurrent_kernel
+    (U, 3U)``, ``bias (2, 3U)`` when ``reset_after`` (row 0 the input bias,
+    row 1 the recurrent bias ``b_r*``) else ``(3U,)``. With ``reset_after``
+    it is ``torch.nn.GRUCell`` after reordering the gate blocks to ``r z n``
+    (``rnnkit.kernels.gru``), given ``tanh`` / ``sigmoid`` activations.
+
+    ``cell(inputs, [h], training=None) -> (h_t, [h_t])``; inputs and states
+    may be tensors or numpy arrays (floats are cast to the cell's dtype).
+    """
 
     n_gates = 3
 
-    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
-                 reset_after: bool = True, **kwargs: Any) -> None:
-        super().__init__(units, activation=activation, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        reset_after: bool = True,
+        seed: int | None = None,
+        implementation: int = 2,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        args = arguments(locals())
+        recurrent_activation, reset_after = args.pop("recurrent_activation"), args.pop("reset_after")
+        super().__init__(**args, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = bool(reset_after)
 

@@ -1,26 +1,20 @@
 """``LSTMCell``: long short-term memory (Hochreiter & Schmidhuber, 1997).
 
-Gate order ``i f c o`` (Keras; torch calls the candidate ``g``). With
-``z = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias`` split in four::
-
-    i = recurrent_activation(z_i)        f = recurrent_activation(z_f)
-    c_t = f * c_{t-1} + i * activation(z_c)
-    o = recurrent_activation(z_o)
-    h_t = o * activation(c_t)            output_t = h_t
-
-Weights: ``kernel (input_dim, 4*units)``, ``recurrent_kernel (units, 4*units)``,
-``bias (4*units,)``. ``unit_forget_bias=True`` initialises the forget block of
-the bias to ones. States: ``[h, c]``, each ``(batch, units)``.
+Equations, gate order and weight layout: the ``LSTMCell`` docstring. Also
+here: :func:`lstm_gates`, the gate math ``ConvLSTMCell`` shares, and
+:class:`UnitForgetBias`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from rnnkit.engine import activations, initializers
+from rnnkit.cells.args import arguments, documented_cell
 from rnnkit.cells.base import BuiltinCell
+from rnnkit.engine import activations, initializers
 
 
 class UnitForgetBias(initializers.Initializer):
@@ -63,14 +57,61 @@ def lstm_gates(z: torch.Tensor, c_prev: torch.Tensor, activation: Callable, recu
     return h, c
 
 
+@documented_cell()
 class LSTMCell(BuiltinCell):
-    """Cell of ``LSTM``; Keras 3 arguments plus ``recurrent_activation`` and ``unit_forget_bias``."""
+    """Cell of ``LSTM``: one step of long short-term memory; arguments and defaults as Keras 3.
+
+    Gate order ``i f c o`` (Keras; torch calls the candidate ``g``). With
+    ``z = x_t @ kernel + h_{t-1} @ recurrent_kernel + bias`` split in four
+    blocks of ``units``::
+
+        i = recurrent_activation(z_i)        f = recurrent_activation(z_f)
+        c_t = f * c_{t-1} + i * activation(z_c)
+        o = recurrent_activation(z_o)
+        h_t = o * activation(c_t)            output_t = h_t
+
+    Shapes (``N`` batch, ``D`` input features, ``U`` units): ``x_t (N, D)``,
+    states ``[h, c]`` each ``(N, U)``; weights ``kernel (D, 4U)``,
+    ``recurrent_kernel (U, 4U)``, ``bias (4U,)``, blocks in gate order.
+    ``unit_forget_bias=True`` initialises the forget block of the bias to ones.
+    Equivalent to ``torch.nn.LSTMCell`` with ``weight_ih = kernel.T``,
+    ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias``, ``bias_hh = 0``
+    (same gate order), given ``tanh`` / ``sigmoid`` activations.
+
+    ``cell(inputs, [h, c], training=None) -> (h_t, [h_t, c_t])``; inputs and
+    states may be tensors or numpy arrays (floats are cast to the cell's dtype).
+    """
 
     n_gates = 4
 
-    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
-                 unit_forget_bias: bool = True, **kwargs: Any) -> None:
-        super().__init__(units, activation=activation, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        implementation: int = 2,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        args = arguments(locals())
+        recurrent_activation, unit_forget_bias = args.pop("recurrent_activation"), args.pop("unit_forget_bias")
+        super().__init__(**args, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = bool(unit_forget_bias)
 

@@ -16,16 +16,23 @@ from typing import Any
 
 import torch
 
+from rnnkit.cells.args import documented_cell
 from rnnkit.core.protocol import call_accepts, cell_call_fn, cell_method, cell_output_size, check_cell, zero_states
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 
 
+@documented_cell()
 class StackedRNNCells(Layer):
-    """Wrap a list of cells so that ``RNN`` runs them as one stacked cell."""
+    """Wrap a list of cells so that ``RNN`` runs them as one stacked cell (see the module docstring).
 
-    def __init__(self, cells: list, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    ``state_size`` and the states are nested, one entry per cell; the output
+    is the last cell's.
+    """
+
+    def __init__(self, cells: list, name: str | None = None, dtype: Any = None, trainable: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(name=name, dtype=dtype, trainable=trainable, **kwargs)
         cells = list(cells)
         if not cells:
             raise ValueError(f"{self.name}: needs at least one cell, got an empty list")
@@ -94,7 +101,7 @@ class StackedRNNCells(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "StackedRNNCells":
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> StackedRNNCells:
         config = dict(config)
         cells = [deserialize_layer(c, custom_objects) for c in config.pop("cells")]
         return cls(cells, **config)

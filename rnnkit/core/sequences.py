@@ -16,7 +16,22 @@ from rnnkit.core.tree import flatten
 
 
 def as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None, what: str, layer: str) -> torch.Tensor:
-    """``x`` (tensor, numpy array or nested list) as a tensor; floats cast to ``dtype``."""
+    """``x`` (tensor, numpy array, nested list or number) as a tensor for a layer of ``dtype`` on ``device``.
+
+    The input dtype rule (Keras's, with ``torch.autocast`` in the place of
+    Keras's autocast scope):
+
+    * floating inputs (numpy ones included) are cast to the layer's dtype
+      (``dtype``), except where ``torch.autocast`` is active for the device:
+      there float16, bfloat16 and float32 inputs keep their dtype and autocast
+      picks each operation's precision, as it does for ``torch.nn.LSTM``
+      (float64 ones, which autocast leaves alone, are still cast to the
+      layer's dtype: numpy's default dtype works under autocast too);
+    * integer inputs are cast to the layer's dtype (Keras computes them in
+      the layer's dtype too), under autocast as well;
+    * inputs that cannot be cast meaningfully (bool, complex) are a
+      ``TypeError`` naming the layer (``layer``) and the argument (``what``).
+    """
     if isinstance(x, torch.Tensor):
         t = x
     elif isinstance(x, (np.ndarray, list, tuple, float, int, np.generic)):
@@ -28,11 +43,17 @@ def as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None, what: str
         raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__}")
     if t.dtype == torch.bool or t.dtype.is_complex:
         raise TypeError(f"{layer}: {what} must hold real numbers, got dtype {t.dtype}")
-    if t.dtype != dtype:
+    if t.dtype != dtype and not (t.is_floating_point() and t.dtype != torch.float64
+                                 and _autocasting(device if device is not None else t.device)):
         t = t.to(dtype=dtype)
     if device is not None and t.device != device:
         t = t.to(device)
     return t
+
+
+def _autocasting(device: torch.device) -> bool:
+    """Whether ``torch.autocast`` is active for ``device``'s type."""
+    return torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type)
 
 
 def check_sequences(x: torch.Tensor, layer: str, feature_shape: tuple | None) -> None:

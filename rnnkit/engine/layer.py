@@ -26,6 +26,7 @@ of ``build``) work.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from typing import Any, Iterator
 
@@ -59,11 +60,14 @@ class _LayerMeta(type):
 
     Eager building (``input_shape=`` ...) must wait until the subclass has set
     its own attributes, which in the Keras 3 style happens after
-    ``super().__init__()``.
+    ``super().__init__()``. It also records the constructor arguments of a
+    class without its own ``get_config`` (see ``Layer.get_config``).
     """
 
     def __call__(cls, *args, **kwargs):
         obj = super().__call__(*args, **kwargs)
+        if cls.get_config is Layer.get_config:
+            obj.__dict__["_auto_config"] = _constructor_config(cls, args, kwargs)
         obj._finish_init()
         return obj
 
@@ -111,9 +115,23 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         for k, v in early.items():
             getattr(self, k).update(v)
         if kwargs:
+            import difflib
+            import inspect
+
+            # The names the constructors down to here accept (each __init__ that forwards **kwargs adds its base's).
+            accepted: set[str] = set()
+            for klass in type(self).__mro__:
+                if "__init__" not in vars(klass):
+                    continue
+                params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+                accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - {"self"}
+                if klass is Layer or all(p.kind is not p.VAR_KEYWORD for p in params):
+                    break
+            hints = [f"{m[0]!r} for {k!r}" for k in sorted(kwargs) if (m := difflib.get_close_matches(k, accepted, 1))]
             raise TypeError(
-                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}; "
-                "see the class docstring for the accepted arguments"
+                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}"
+                + (f"; did you mean {', '.join(hints)}?" if hints else "")
+                + f" See help({type(self).__name__}) for the accepted arguments."
             )
         self.name = name or _default_name(type(self))
         self._dtype = resolve_dtype(dtype, f"layer {self.name!r}")
@@ -152,6 +170,57 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         if isinstance(x, torch.Tensor) and x.device.type != "cpu":
             self.to(x.device)  # weights are created on the CPU; follow the first input
 
+    def input_shape_from_weights(self, weights: dict) -> tuple | None:
+        """The input shape (batch first, None where unknown) that stored ``weights`` imply, or None.
+
+        ``weights`` is this layer's part of a ``state_dict``, keys relative to
+        the layer. The default reads a 2-D ``kernel`` ``(input_dim, ...)``
+        (the built-in cells, ``Dense``); a layer whose weights do not tell its
+        input shape (``ConvLSTMCell``: the spatial size) returns None.
+        """
+        kernel = weights.get("kernel")
+        if isinstance(kernel, torch.Tensor) and kernel.dim() == 2:
+            return (None, int(kernel.shape[0]))
+        return None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # A lazily built layer is built from the stored shapes first, as torch's lazy modules are.
+        if not self.built:
+            self._build_from_state_dict(state_dict, prefix, error_msgs)
+        self.__dict__["_loading_assign"] = bool(local_metadata.get("assign_to_params_buffers", False))
+        try:
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                          error_msgs)
+        finally:
+            self.__dict__["_loading_assign"] = False
+
+    def _build_from_state_dict(self, state_dict, prefix: str, error_msgs: list) -> None:
+        """Build with the input shape the stored weights imply, when some of them have no place yet."""
+        ours = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        absent = set(ours) - set(self.state_dict(keep_vars=True))
+        if not absent:
+            return
+        shape = self.input_shape_from_weights(ours)
+        if shape is not None:
+            self.build(shape)
+            self.built = True
+        elif any("." not in k for k in absent):  # own weights (sub-layers build themselves)
+            error_msgs.append(
+                f"{self.name} ({type(self).__name__}) is not built and its input shape cannot be inferred from "
+                f"the stored weights {sorted(absent)}: build it first (layer.build(input_shape) or one call), "
+                "then load the state_dict"
+            )
+
+    def _apply(self, fn, recurse: bool = True):
+        # .to()/.double()/.half()/to_empty() before the layer is built: weights built later follow them.
+        probe = fn(torch.empty(0, dtype=self.__dict__.get("_dtype") or torch.get_default_dtype()))
+        if isinstance(probe, torch.Tensor):
+            if probe.is_floating_point():
+                self.__dict__["_dtype"] = probe.dtype
+            self.__dict__["_device_hint"] = probe.device
+        return super()._apply(fn, recurse)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.__dict__.get("built", False):
             first = args[0] if args else next(iter(kwargs.values()), None)
@@ -178,9 +247,21 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     # ---------------------------------------------------------------- weights
     @property
     def dtype(self) -> torch.dtype:
-        for rec in self.__dict__.get("_weight_records", ()):
-            return rec["param"].dtype
+        for rec in self.__dict__.get("_weight_records", ()):  # per call: weight_by_key inlined
+            p = self._parameters.get(rec["key"])
+            return (p if p is not None else getattr(self, rec["key"])).dtype
         return self.__dict__.get("_dtype", torch.get_default_dtype())
+
+    def weight_by_key(self, key: str) -> torch.Tensor:
+        """The live tensor of this layer's weight ``key`` (looked up by name when used).
+
+        The registered parameter, or, under a ``torch.nn.utils.parametrize``
+        parametrization (``weight_norm`` ...), the parametrized value: records
+        never hold tensors, so ``load_state_dict(assign=True)``, ``to_empty()``
+        and parametrizations never leave them stale.
+        """
+        p = self._parameters.get(key)
+        return p if p is not None else getattr(self, key)
 
     def add_weight(
         self,
@@ -204,7 +285,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         init = initializers_mod.get(initializer if initializer is not None else "glorot_uniform")
         with torch.no_grad():
             value = init(shape, dtype=dtype)
-        param = torch.nn.Parameter(torch.as_tensor(value, dtype=dtype), requires_grad=bool(trainable) and self._trainable)
+        value = torch.as_tensor(value, dtype=dtype, device=self.__dict__.get("_device_hint"))
+        param = torch.nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
         base = re.sub(r"\W", "_", name or "weight")
         key, i = base, 1
         while key in self._parameters or hasattr(type(self), key):
@@ -212,7 +294,6 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         self.register_parameter(key, param)
         self._weight_records.append(
             {
-                "param": param,
                 "name": name or key,
                 "key": key,
                 "trainable": bool(trainable),
@@ -230,12 +311,16 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
             torch.nn.Module.__init__(self)
         records = self.__dict__.get("_weight_records")
         if isinstance(value, torch.nn.Parameter) and records is not None:
-            rec = next((r for r in records if r["param"] is value), None)
+            params = self._parameters
+            rec = next((r for r in records if params.get(r["key"]) is value), None)
+            if rec is None and self.__dict__.get("_loading_assign"):
+                # load_state_dict(assign=True): a new tensor for the same weight, which keeps its record
+                rec = next((r for r in records if r["key"] == name), None)
             # A weight replaced under this attribute name is no longer the layer's.
             records[:] = [r for r in records if r is rec or r["key"] != name]
             if rec is None:
                 # A plain torch Parameter (PyTorch style) is one of the layer's own weights too.
-                records.append({"param": value, "name": name, "key": name, "trainable": value.requires_grad,
+                records.append({"name": name, "key": name, "trainable": value.requires_grad,
                                 "regularizer": None, "constraint": None})
                 if not self._trainable:
                     value.requires_grad_(False)
@@ -260,29 +345,44 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     def trainable_weights(self) -> list[torch.nn.Parameter]:
         if not self._trainable:
             return []
-        own = [r["param"] for r in self._weight_records if r["trainable"]]
+        own = [self.weight_by_key(r["key"]) for r in self._weight_records if r["trainable"]]
         return own + [w for sub in self._sublayers() for w in _sub_weights(sub, True)]
 
     @property
     def non_trainable_weights(self) -> list[torch.nn.Parameter]:
         if not self._trainable:
             return self.weights
-        own = [r["param"] for r in self._weight_records if not r["trainable"]]
+        own = [self.weight_by_key(r["key"]) for r in self._weight_records if not r["trainable"]]
         return own + [w for sub in self._sublayers() for w in _sub_weights(sub, False)]
 
     @property
     def weights(self) -> list[torch.nn.Parameter]:
-        own = [r["param"] for r in self._weight_records if r["trainable"]]
-        own += [r["param"] for r in self._weight_records if not r["trainable"]]
-        return own + [w for sub in self._sublayers() for w in _sub_weights(sub, None)]
+        return [w for _, _, w in self._weight_slots()]
+
+    def _weight_slots(self) -> list[tuple]:
+        """``(owner, key, tensor)`` per weight in ``weights`` order; ``owner`` None for plain torch modules."""
+        records = self._weight_records
+        own = [r for r in records if r["trainable"]] + [r for r in records if not r["trainable"]]
+        slots = [(self, r["key"], self.weight_by_key(r["key"])) for r in own]
+        for sub in self._sublayers():
+            if isinstance(sub, Layer) and type(sub).weights is Layer.weights:
+                slots += sub._weight_slots()
+            else:
+                slots += [(None, None, w) for w in _sub_weights(sub, None)]
+        return slots
 
     def get_weights(self) -> list[np.ndarray]:
         """Weights as numpy arrays, in Keras order and layout."""
         return [w.detach().cpu().numpy().copy() for w in self.weights]
 
     def set_weights(self, weights: list) -> None:
-        """Set every weight from a list of arrays in Keras order and layout."""
-        params = self.weights
+        """Set every weight from a list of arrays in Keras order and layout.
+
+        A parametrized weight (``weight_norm`` ...) is assigned through its
+        parametrization's ``right_inverse``.
+        """
+        slots = self._weight_slots() if type(self).weights is Layer.weights else [(None, None, w) for w in self.weights]
+        params = [w for _, _, w in slots]
         weights = list(weights)
         if len(weights) != len(params):
             raise ValueError(
@@ -296,9 +396,13 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
                     f"{self.name}: set_weights array {i} has shape {tuple(arr.shape)}, expected {tuple(p.shape)}"
                 )
         with torch.no_grad():
-            for p, w in zip(params, weights):
+            for (owner, key, p), w in zip(slots, weights):
                 arr = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
-                p.copy_(arr.to(dtype=p.dtype, device=p.device))
+                arr = arr.to(dtype=p.dtype, device=p.device)
+                if owner is not None and key not in owner._parameters:
+                    setattr(owner, key, arr)  # parametrized: through right_inverse
+                else:
+                    p.copy_(arr)
 
     @property
     def trainable(self) -> bool:
@@ -308,7 +412,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
         for rec in self._weight_records:
-            rec["param"].requires_grad_(rec["trainable"] and self._trainable)
+            for p in self._leaf_params(rec["key"]):
+                p.requires_grad_(rec["trainable"] and self._trainable)
         for sub in self._sublayers():
             if isinstance(sub, Layer):
                 sub.trainable = value
@@ -319,28 +424,62 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     @property
     def losses(self) -> list[torch.Tensor]:
         """Regularization penalties of all weights plus activity penalties."""
-        out = [r["regularizer"](r["param"]) for r in self._weight_records if r["regularizer"] is not None]
-        out += list(self._activity_losses)
+        out = self._own_losses()
         for sub in self._sublayers():
             if isinstance(sub, Layer):
                 out += sub.losses
         return out
+
+    def _own_losses(self) -> list[torch.Tensor]:
+        """This layer's own penalties: its weights' regularizers and its activity penalties."""
+        records = [r for r in self._weight_records if r["regularizer"] is not None]
+        return [r["regularizer"](self.weight_by_key(r["key"])) for r in records] + list(self._activity_losses)
+
+    def _leaf_params(self, key: str) -> list[torch.nn.Parameter]:
+        """The parameters behind weight ``key``: itself, or a parametrization's originals."""
+        p = self._parameters.get(key)
+        if p is not None:
+            return [p]
+        parametrizations = self._modules.get("parametrizations")
+        if parametrizations is None or key not in parametrizations:
+            return []
+        return list(parametrizations[key].parameters())
 
     def apply_constraints(self) -> None:
         """Project every constrained weight in place (call after optimizer.step())."""
         with torch.no_grad():
             for rec in self._weight_records:
                 if rec["constraint"] is not None:
-                    rec["param"].copy_(rec["constraint"](rec["param"]))
+                    key = rec["key"]
+                    value = rec["constraint"](self.weight_by_key(key))
+                    if key in self._parameters:
+                        self._parameters[key].copy_(value)
+                    else:
+                        setattr(self, key, value)  # parametrized: through right_inverse
             for sub in self._sublayers():
                 if isinstance(sub, Layer):
                     sub.apply_constraints()
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
+        """``name``, ``trainable``, ``dtype`` (and ``activity_regularizer``), plus, for a class that
+        does not define ``get_config``, its constructor arguments, recorded at construction.
+
+        As Keras 3: the recorded arguments (defaults included, ``**kwargs``
+        expanded) are used only when every value is a plain config value
+        (str, int, float, bool, None, or lists, tuples and str-keyed dicts of
+        those); a class with other arguments (a cell object, a function)
+        defines ``get_config`` / ``from_config`` itself.
+        """
         config = {"name": self.name, "trainable": self.trainable, "dtype": str(self.dtype).replace("torch.", "")}
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = regularizers_mod.serialize(self.activity_regularizer)
+        auto = self.__dict__.get("_auto_config")
+        if auto is not None and type(self).get_config is Layer.get_config:
+            params = inspect.signature(type(self).__init__).parameters
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                config = {k: v for k, v in config.items() if k in params}  # only what __init__ takes back
+            config.update(auto)
         return config
 
     @classmethod
@@ -350,8 +489,87 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
 
+    # ------------------------------------------------------------------ masks
+    @property
+    def supports_masking(self) -> bool:
+        """Whether :meth:`compute_mask` passes a mask on.
+
+        As Keras 3: True when a subclass overrides ``compute_mask``, unless set
+        (``self.supports_masking = ...``).
+        """
+        value = self.__dict__.get("_supports_masking")
+        return type(self).compute_mask is not Layer.compute_mask if value is None else value
+
+    @supports_masking.setter
+    def supports_masking(self, value: bool) -> None:
+        self._supports_masking = bool(value)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The mask of this layer's output (Keras 3's default: ``mask`` if ``supports_masking``, else None).
+
+        ``mask`` is the input's boolean ``(batch, timesteps)`` mask (True = use
+        the step) or None. Containers (``rnnkit.Sequential``) call it to pass
+        masks from layer to layer.
+        """
+        return mask if self.supports_masking else None
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def regularization_losses(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Every regularization penalty of ``model``, each counted once: the total is ``sum(...)``.
+
+    Walks the whole module tree (``model.modules()``, plain torch containers
+    holding rnnkit layers included, shared modules once) and takes each
+    rnnkit layer's own penalties: its weights' regularizers and the activity
+    penalties of its last call. Summing ``layer.losses`` over
+    ``model.modules()`` instead counts a penalty once per enclosing layer::
+
+        loss = criterion(model(x), y) + sum(rnnkit.regularization_losses(model))
+    """
+    return [loss for m in model.modules() if isinstance(m, Layer) for loss in m._own_losses()]
+
+
+_BASE_CONFIG = ("name", "trainable", "dtype", "activity_regularizer")  # written by Layer.get_config itself
+_EAGER_BUILD_ARGS = ("input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
+
+
+def _constructor_config(cls: type, args: tuple, kwargs: dict) -> dict | None:
+    """Keras 3's auto config: the constructor arguments by name, or None when they are not plain values."""
+    try:
+        signature = inspect.signature(cls.__init__)
+        bound = signature.bind(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    bound.apply_defaults()
+    config: dict = {}
+    for i, (name, value) in enumerate(bound.arguments.items()):
+        kind = signature.parameters[name].kind
+        if i == 0:
+            continue  # self
+        if kind is inspect.Parameter.POSITIONAL_ONLY or (kind is inspect.Parameter.VAR_POSITIONAL and value):
+            return None  # cannot go back through cls(**config)
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            config.update(value)
+        elif kind is not inspect.Parameter.VAR_POSITIONAL:
+            config[name] = value
+    for key in _BASE_CONFIG:
+        config.pop(key, None)
+    for key in _EAGER_BUILD_ARGS:
+        if config.get(key, 0) is None:
+            del config[key]  # unset: the Layer defaults
+    return config if _plain(config) else None
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
 
 
 def _sub_weights(module: torch.nn.Module, trainable: bool | None) -> list:

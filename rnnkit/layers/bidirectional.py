@@ -13,8 +13,16 @@ initial and its output is zero there), so after the flip the padded steps of
 ``y_b`` are zeros and the valid steps line up with ``y_f``: Keras's rule.
 
 ``return_state`` gives ``[y, *forward_states, *backward_states]`` (``y`` is two
-entries with ``merge_mode=None``); ``initial_state`` is split in two halves
-the same way. ``get_weights()`` lists the forward weights then the backward ones.
+entries with ``merge_mode=None``); ``initial_state`` is split the same way, by
+each half's own state count: an explicit ``backward_layer`` may be of another
+cell type (``LSTM`` forwards, ``GRU`` backwards: 2 + 1 states). Keras 3 splits
+``initial_state`` at ``len // 2``, which only works for equal counts; rnnkit's
+split agrees with it there. ``get_weights()`` lists the forward weights then
+the backward ones.
+
+``compute_mask(inputs, mask)`` is Keras's: with ``return_sequences`` the input
+mask (twice with ``merge_mode=None``), else None (``[None, None]``); with
+``return_state`` one None per state is appended, forward then backward.
 """
 
 from __future__ import annotations
@@ -23,12 +31,12 @@ from typing import Any
 
 import torch
 
-from rnnkit.core.tree import flatten
-from rnnkit.kernels.bidirectional import fused_bidirectional, pair_blockers
-from rnnkit.engine.layer import Layer
 from rnnkit.core.sequences import count_states
-from rnnkit.layers.rnn import RNN
+from rnnkit.core.tree import flatten
+from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
+from rnnkit.kernels.bidirectional import fused_bidirectional, pair_blockers
+from rnnkit.layers.rnn import RNN
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -57,7 +65,20 @@ def _merge(mode: str | None, y: torch.Tensor, y_rev: torch.Tensor) -> Any:
 
 
 class Bidirectional(Layer):
-    """Wrap a recurrent layer (``RNN``, ``LSTM``, ``GRU``, ``SimpleRNN``, ``ConvLSTM*``)."""
+    """Wrap a recurrent layer (``RNN``, ``LSTM``, ``GRU``, ``SimpleRNN``, ``ConvLSTM*``); see the module docstring.
+
+    Args:
+        layer: the recurrent layer; the forward half is a fresh copy of it.
+        merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or
+            None (the two outputs as a list).
+        weights: initial weights, forward then backward, set when built.
+        backward_layer: the backward half (default: a copy of ``layer`` with
+            ``go_backwards`` inverted). It may be of another cell type, with
+            other states (``LSTM`` forwards, ``GRU`` backwards), but must agree
+            on ``return_sequences``, ``return_state``, ``stateful``,
+            ``time_major`` and ``units``, and process in the opposite direction.
+        **kwargs: the ``Layer`` arguments (``name``, ``trainable``, ``input_shape``, ...).
+    """
 
     def __init__(
         self,
@@ -117,11 +138,8 @@ class Bidirectional(Layer):
         f_units, b_units = getattr(layer, "units", None), getattr(backward, "units", None)
         if f_units is not None and b_units is not None and f_units != b_units:
             raise ValueError(f"{self.name}: forward layer has {f_units} units, backward_layer has {b_units}")
-        if state_count(layer) != state_count(backward):
-            raise ValueError(
-                f"{self.name}: forward and backward cells need the same states: "
-                f"{layer.state_size} vs {backward.state_size}"
-            )
+        # The two cells may differ in type and states (LSTM forward, GRU backward):
+        # initial_state, return_state and reset_states use each half's own count.
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape: tuple) -> None:
@@ -219,6 +237,22 @@ class Bidirectional(Layer):
             return out + list(fw[1:]) + list(bw[1:])
         return out if self.merge_mode is None else y
 
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """Masks of the outputs, in the order ``call`` returns them (see the module docstring).
+
+        Keras 3 appends the state masks only for stateful layers (and then
+        fails on a generator); rnnkit appends one None per returned state.
+        """
+        if isinstance(mask, (list, tuple)):
+            mask = flatten(list(mask))[0] if mask else None
+        output_mask = mask if self.return_sequences else None
+        masks = [output_mask, output_mask] if self.merge_mode is None else [output_mask]
+        if self.return_state:
+            # one None per returned state entry (a stacked cell's states are one nested entry each)
+            n = len(self.forward_layer.state_size) + len(self.backward_layer.state_size)
+            return masks + [None] * n
+        return masks if self.merge_mode is None else output_mask
+
     def get_config(self) -> dict:
         config = super().get_config()
         config["layer"] = serialize_layer(self.forward_layer)
@@ -228,7 +262,7 @@ class Bidirectional(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Bidirectional":
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> Bidirectional:
         config = dict(config)
         layer = deserialize_layer(config.pop("layer"), custom_objects)
         backward = config.pop("backward_layer", None)

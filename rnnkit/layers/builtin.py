@@ -1,14 +1,14 @@
 """``SimpleRNN``, ``GRU`` and ``LSTM``: ``RNN`` over the matching built-in cell.
 
-Each takes every Keras 3 constructor argument with its Keras 3 default: the
-cell's (``units``, ``activation``, ``recurrent_activation``, ``use_bias``,
-``*_initializer``, ``*_regularizer``, ``*_constraint``, ``dropout``,
-``recurrent_dropout``, ``seed``, ``unit_forget_bias`` / ``reset_after``,
-``implementation``), the ``RNN``'s (``return_sequences``, ``return_state``,
-``go_backwards``, ``stateful``, ``unroll``, ``zero_output_for_mask``,
-``time_major``) and the ``Layer``'s (``name``, ``dtype``, ``input_shape``,
-``activity_regularizer``, ...). ``use_fused`` (alias ``use_cudnn``) picks the
-path: ``"auto"``, ``True`` or ``False``.
+Each takes every Keras 3 constructor argument, with its Keras 3 default and
+in Keras's order (so positional calls mean the same), then rnnkit's own:
+``zero_output_for_mask`` and ``time_major`` (``RNN``'s), ``use_fused`` (the
+path: ``"auto"``, ``True`` or ``False``; Keras's ``use_cudnn`` is an alias),
+``compile``, ``implementation`` and the ``Layer``'s ``name``, ``dtype`` and
+``trainable``; ``**kwargs`` takes the other ``Layer`` arguments
+(``input_shape``, ...). ``help(rnnkit.LSTM)`` lists them all. The layer builds
+its cell from the cell's arguments (:meth:`BuiltinRNN._init_from`) and is
+otherwise a plain ``RNN``.
 
 Cell attributes (``units``, ``activation``, ``dropout``, ...) read through the
 layer: ``LSTM(4).units == 4``.
@@ -19,45 +19,42 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from rnnkit.cells.args import arguments, documented
 from rnnkit.cells.base import BuiltinCell
 from rnnkit.cells.gru import GRUCell
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.cells.simple_rnn import SimpleRNNCell
+from rnnkit.engine.layer import Layer
 from rnnkit.layers.rnn import RNN
 
-_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
-             "time_major", "compile")
-_LAYER_ARGS = ("name", "trainable", "input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size",
-               "activity_regularizer")
 
-
-def _cell_arg_names(cell_class: type) -> set[str]:
-    names: set[str] = set()
-    for klass in (cell_class, BuiltinCell):
-        names |= set(inspect.signature(klass.__init__).parameters) - {"self", "kwargs"}
-    return names
+def _names(fn: Any) -> set[str]:
+    return {p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD} - {"self"}
 
 
 class BuiltinRNN(RNN):
-    """Shared constructor, config and attribute forwarding of the built-in layers."""
+    """Shared constructor, config and attribute forwarding of the built-in layers; not used directly."""
 
     cell_class: type = BuiltinCell
 
-    def __init__(self, units: int, use_fused: Any = "auto", use_cudnn: Any = None, **kwargs: Any) -> None:
-        if use_cudnn is not None:
-            use_fused = use_cudnn
-        rnn_kwargs = {k: kwargs.pop(k) for k in _RNN_ARGS if k in kwargs}
-        layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGS if k in kwargs}
-        dtype = kwargs.pop("dtype", None)
-        unknown = sorted(set(kwargs) - _cell_arg_names(self.cell_class))
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}: unexpected keyword argument(s) {unknown}; "
-                "see help(rnnkit." + type(self).__name__ + ") for the accepted arguments"
-            )
-        cell_name = f"{layer_kwargs['name']}_cell" if "name" in layer_kwargs else None
-        cell = self.cell_class(units, dtype=dtype, name=cell_name, **kwargs)
-        super().__init__(cell, dtype=dtype, use_fused=use_fused, **rnn_kwargs, **layer_kwargs)
+    def _init_from(self, args: dict, layer_kwargs: dict) -> None:
+        """Build the cell from the constructor's named ``args`` (:func:`~rnnkit.cells.args.arguments`), then the RNN.
+
+        The cell takes the arguments its class names; the ``RNN`` takes the
+        others and ``layer_kwargs`` (the constructor's ``**kwargs``), which go
+        on to ``Layer``: an unknown name there is the ``Layer``'s ``TypeError``,
+        naming this layer. ``use_cudnn`` other than ``"auto"`` (or ``None``)
+        overrides ``use_fused``. The cell is ``<name>_cell``, in the layer's dtype.
+        """
+        args = dict(args)
+        use_cudnn = args.pop("use_cudnn", None)
+        if use_cudnn is not None and not (isinstance(use_cudnn, str) and use_cudnn == "auto"):
+            args["use_fused"] = use_cudnn
+        cell_names = _names(self.cell_class.__init__) - _names(Layer.__init__)  # type: ignore[misc]
+        cell_args = {k: args.pop(k) for k in list(args) if k in cell_names}
+        name = args.get("name")
+        cell = self.cell_class(**cell_args, name=f"{name}_cell" if name else None, dtype=args.get("dtype"))
+        RNN.__init__(self, cell, **args, **layer_kwargs)
 
     def __getattr__(self, name: str) -> Any:
         modules = self.__dict__.get("_modules", {})
@@ -80,23 +77,160 @@ class BuiltinRNN(RNN):
         return config
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "BuiltinRNN":
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> BuiltinRNN:
         return cls(**config)
 
 
+@documented()
 class SimpleRNN(BuiltinRNN):
-    """Fully connected RNN, ``h_t = activation(x_t W + h_{t-1} U + b)``; see ``SimpleRNNCell``."""
+    """Fully connected RNN layer, ``h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)``.
+
+    ``RNN`` over a ``SimpleRNNCell`` (equations, weight shapes: its
+    docstring). Inputs ``(batch, timesteps, features)`` (``time_major``:
+    ``(timesteps, batch, features)``); output ``(batch, units)``, or
+    ``(batch, timesteps, units)`` with ``return_sequences``; state ``[h]``.
+    Fused kernel: ``torch.rnn_tanh`` / ``torch.rnn_relu``.
+    """
 
     cell_class = SimpleRNNCell
 
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        seed: int | None = None,
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        use_fused: Any = "auto",
+        use_cudnn: Any = "auto",
+        compile: bool = False,
+        implementation: int = 2,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._init_from(arguments(locals()), kwargs)
 
+
+@documented()
 class GRU(BuiltinRNN):
-    """Gated recurrent unit layer (``reset_after=True`` by default); see ``GRUCell``."""
+    """Gated recurrent unit layer (``reset_after=True`` by default, cuDNN/torch compatible).
+
+    ``RNN`` over a ``GRUCell``: gate order ``z r h`` (torch: ``r z n``);
+    equations, both variants and weight shapes in its docstring. Inputs
+    ``(batch, timesteps, features)`` (``time_major``: ``(timesteps, batch,
+    features)``); output ``(batch, units)``, or ``(batch, timesteps, units)``
+    with ``return_sequences``; state ``[h]``. Fused kernel: ``torch.gru``
+    (``reset_after=True`` only).
+    """
 
     cell_class = GRUCell
 
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        reset_after: bool = True,
+        use_cudnn: Any = "auto",
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        use_fused: Any = "auto",
+        compile: bool = False,
+        implementation: int = 2,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._init_from(arguments(locals()), kwargs)
 
+
+@documented()
 class LSTM(BuiltinRNN):
-    """Long short-term memory layer; see ``LSTMCell`` for equations and gate order."""
+    """Long short-term memory layer.
+
+    ``RNN`` over an ``LSTMCell``: gate order ``i f c o`` (torch: ``i f g o``);
+    equations and weight shapes in its docstring. Inputs ``(batch,
+    timesteps, features)`` (``time_major``: ``(timesteps, batch,
+    features)``); output ``(batch, units)``, or ``(batch, timesteps, units)``
+    with ``return_sequences``; states ``[h, c]``. Fused kernel: ``torch.lstm``.
+    """
 
     cell_class = LSTMCell
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        use_cudnn: Any = "auto",
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        use_fused: Any = "auto",
+        compile: bool = False,
+        implementation: int = 2,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._init_from(arguments(locals()), kwargs)

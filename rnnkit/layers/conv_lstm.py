@@ -8,31 +8,23 @@ being the input convolution's output size (``padding``, ``strides``,
 ``dilation_rate``). Equations, gate order and weight shapes: see
 :class:`rnnkit.cells.conv_lstm.ConvLSTMCell`.
 
-Every Keras 3 constructor argument, with its Keras 3 default: the cell's
-(``filters``, ``kernel_size``, ``strides``, ``padding``, ``data_format``,
-``dilation_rate``, activations, ``use_bias``, ``*_initializer``,
-``unit_forget_bias``, ``*_regularizer``, ``*_constraint``, ``dropout``,
-``recurrent_dropout``, ``seed``), the ``RNN``'s (``return_sequences``,
-``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
-``zero_output_for_mask``, ``time_major``, ``use_fused``) and the ``Layer``'s
-(``name``, ``dtype``, ``activity_regularizer``, ...). Cell attributes read
-through the layer: ``ConvLSTM2D(4, 3).filters == 4``.
+Every Keras 3 constructor argument, with its Keras 3 default and in Keras's
+order, then rnnkit's own (``unroll``, ``zero_output_for_mask``,
+``time_major``, ``use_fused``, ``compile``, ``name``, ``dtype``,
+``trainable``; ``**kwargs`` for the other ``Layer`` arguments): one explicit
+signature, ``ConvLSTM.__init__``, shared by the three classes. Cell attributes
+read through the layer: ``ConvLSTM2D(4, 3).filters == 4``.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
+from rnnkit.cells.args import arguments, documented
 from rnnkit.cells.conv_lstm import ConvLSTMCell
-from rnnkit.layers.builtin import _LAYER_ARGS, _RNN_ARGS, BuiltinRNN
-from rnnkit.layers.rnn import RNN
-
-_CELL_ARGS = frozenset(inspect.signature(ConvLSTMCell.__init__).parameters) - {
-    "self", "kwargs", "rank", "filters", "kernel_size",
-}
+from rnnkit.layers.builtin import BuiltinRNN
 
 
 class ConvLSTM(BuiltinRNN):
@@ -41,22 +33,48 @@ class ConvLSTM(BuiltinRNN):
     rank: int = 0
     cell_class = ConvLSTMCell
 
-    def __init__(self, filters: int, kernel_size: Any, use_fused: Any = "auto", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "valid",
+        data_format: str | None = None,
+        dilation_rate: Any = 1,
+        activation: Any = "tanh",
+        recurrent_activation: Any = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        time_major: bool = False,
+        use_fused: Any = "auto",
+        compile: bool = False,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
         if self.rank not in (1, 2, 3):
             raise TypeError(f"{type(self).__name__}: use ConvLSTM1D, ConvLSTM2D or ConvLSTM3D")
-        rnn_kwargs = {k: kwargs.pop(k) for k in _RNN_ARGS if k in kwargs}
-        layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGS if k in kwargs}
-        dtype = kwargs.pop("dtype", None)
-        unknown = sorted(set(kwargs) - _CELL_ARGS)
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}: unexpected keyword argument(s) {unknown}; "
-                f"see help(rnnkit.{type(self).__name__}) for the accepted arguments"
-            )
-        cell_name = f"{layer_kwargs['name']}_cell" if "name" in layer_kwargs else None
-        cell = ConvLSTMCell(self.rank, filters, kernel_size, dtype=dtype, name=cell_name, **kwargs)
-        # BuiltinRNN.__init__ builds a units-based cell; the routing above is its ConvLSTM twin.
-        RNN.__init__(self, cell, dtype=dtype, use_fused=use_fused, **rnn_kwargs, **layer_kwargs)
+        self._init_from(dict(arguments(locals()), rank=self.rank), kwargs)
 
     def _layout(self) -> str:
         lead = "(timesteps, batch" if self.time_major else "(batch, timesteps"
@@ -116,19 +134,38 @@ class ConvLSTM(BuiltinRNN):
         return config
 
 
+@documented()
 class ConvLSTM1D(ConvLSTM):
-    """1D convolutional LSTM: inputs ``(batch, time, steps, channels)``; see ``ConvLSTMCell``."""
+    """1D convolutional LSTM: inputs ``(batch, time, steps, channels)``; see ``ConvLSTMCell``.
+
+    Output ``(batch, [time,] new_steps, filters)`` (``channels_first``: the
+    channel axis after the time axis); states ``[h, c]`` of the output's
+    one-step shape. Gate order ``i f c o``; equations in ``ConvLSTMCell``.
+    """
 
     rank = 1
 
 
+@documented()
 class ConvLSTM2D(ConvLSTM):
-    """2D convolutional LSTM: inputs ``(batch, time, rows, cols, channels)``; see ``ConvLSTMCell``."""
+    """2D convolutional LSTM: inputs ``(batch, time, rows, cols, channels)``; see ``ConvLSTMCell``.
+
+    Output ``(batch, [time,] new_rows, new_cols, filters)`` (``channels_first``:
+    the channel axis after the time axis); states ``[h, c]`` of the output's
+    one-step shape. Gate order ``i f c o``; equations in ``ConvLSTMCell``.
+    """
 
     rank = 2
 
 
+@documented()
 class ConvLSTM3D(ConvLSTM):
-    """3D convolutional LSTM: inputs ``(batch, time, dim1, dim2, dim3, channels)``; see ``ConvLSTMCell``."""
+    """3D convolutional LSTM: inputs ``(batch, time, dim1, dim2, dim3, channels)``; see ``ConvLSTMCell``.
+
+    Output ``(batch, [time,] new_dim1, new_dim2, new_dim3, filters)``
+    (``channels_first``: the channel axis after the time axis); states
+    ``[h, c]`` of the output's one-step shape. Gate order ``i f c o``;
+    equations in ``ConvLSTMCell``.
+    """
 
     rank = 3

@@ -14,35 +14,50 @@ CuDNNGRU (reshaped to ``(2, 3*units)``).
 
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from rnnkit.cells.args import arguments, documented
 from rnnkit.layers.builtin import GRU, LSTM
 
-_COMMON = (
-    "kernel_initializer", "recurrent_initializer", "bias_initializer", "kernel_regularizer",
-    "recurrent_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-    "recurrent_constraint", "bias_constraint", "return_sequences", "return_state", "go_backwards", "stateful",
-)
-_LAYER = ("name", "dtype", "trainable", "input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
+_LAYER = ("input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
+_KWARGS = ("``input_shape``, ``input_dim`` (with ``input_length``), ``batch_input_shape`` and ``batch_size`` build "
+           "the weights at construction; anything else (``activation``, ``dropout``...) is a ``TypeError`` that "
+           "points to ``rnnkit.{}``.")
 
 
 class _CuDNNMixin:
-    keras2_args: tuple = _COMMON
-    base_name = ""
+    """The Keras 2 argument check, config and construction shared by ``CuDNNLSTM`` and ``CuDNNGRU``."""
 
-    def _check_args(self, kwargs: dict) -> None:
-        unknown = sorted(set(kwargs) - set(self.keras2_args) - set(_LAYER))
+    base_name = ""
+    fixed: dict = {}
+    _init_from: Callable[[dict, dict], None]  # BuiltinRNN's
+
+    def _init_keras2(self, args: dict, kwargs: dict) -> None:
+        """Refuse what Keras 2's layer did not take (in ``kwargs``), then build the base layer, fused-only."""
+        accepted = self._keras2_args()
+        unknown = sorted(k for k in kwargs if k not in _LAYER)
         if unknown:
+            hints = [f"{m[0]!r} for {k!r}" for k in unknown if (m := difflib.get_close_matches(k, accepted, 1))]
             raise TypeError(
-                f"{type(self).__name__}: unexpected keyword argument(s) {unknown}; Keras 2's "
-                f"{type(self).__name__} has only {list(self.keras2_args)} - use rnnkit.{self.base_name} for the others"
+                f"{type(self).__name__}: unexpected keyword argument(s) {unknown}"
+                + (f"; did you mean {', '.join(hints)}?" if hints else "")
+                + f" Keras 2's {type(self).__name__} has only {list(accepted)}"
+                f" - use rnnkit.{self.base_name} for the others"
             )
+        self._init_from(dict(args, use_fused=True, **self.fixed), kwargs)
+
+    @classmethod
+    def _keras2_args(cls) -> tuple:
+        return tuple(k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "kwargs"))
 
     def get_config(self) -> dict:
         config = super().get_config()
-        keep = set(self.keras2_args) | {"name", "dtype", "trainable", "units"}
+        keep = set(self._keras2_args())
         return {k: v for k, v in config.items() if k in keep}
 
     @classmethod
@@ -50,15 +65,40 @@ class _CuDNNMixin:
         return cls(**config)
 
 
+@documented(kwargs=_KWARGS.format("LSTM"))
 class CuDNNLSTM(_CuDNNMixin, LSTM):
-    """Fused-only LSTM with Keras 2's ``CuDNNLSTM`` arguments (``unit_forget_bias`` included)."""
+    """Fused-only LSTM with Keras 2's ``CuDNNLSTM`` arguments (``unit_forget_bias`` included).
 
-    keras2_args = _COMMON + ("unit_forget_bias",)
+    ``LSTM(use_fused=True)`` with ``tanh`` / ``sigmoid`` and no dropout:
+    the same weights and numbers as ``LSTM`` (gate order ``i f c o``).
+    """
+
     base_name = "LSTM"
 
-    def __init__(self, units: int, **kwargs: Any) -> None:
-        self._check_args(kwargs)
-        super().__init__(units, use_fused=True, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._init_keras2(arguments(locals()), kwargs)
 
     def set_weights(self, weights: list) -> None:
         weights = list(weights)
@@ -68,14 +108,40 @@ class CuDNNLSTM(_CuDNNMixin, LSTM):
         super().set_weights(weights)
 
 
+@documented(kwargs=_KWARGS.format("GRU"))
 class CuDNNGRU(_CuDNNMixin, GRU):
-    """Fused-only GRU (``reset_after=True``) with Keras 2's ``CuDNNGRU`` arguments."""
+    """Fused-only GRU with Keras 2's ``CuDNNGRU`` arguments.
+
+    ``GRU(reset_after=True, use_fused=True)`` with ``tanh`` / ``sigmoid`` and
+    no dropout: the same weights and numbers as ``GRU`` (gate order ``z r h``).
+    """
 
     base_name = "GRU"
+    fixed = {"reset_after": True}
 
-    def __init__(self, units: int, **kwargs: Any) -> None:
-        self._check_args(kwargs)
-        super().__init__(units, use_fused=True, reset_after=True, **kwargs)
+    def __init__(
+        self,
+        units: int,
+        kernel_initializer: Any = "glorot_uniform",
+        recurrent_initializer: Any = "orthogonal",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        recurrent_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        activity_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        recurrent_constraint: Any = None,
+        bias_constraint: Any = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        name: str | None = None,
+        dtype: Any = None,
+        trainable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._init_keras2(arguments(locals()), kwargs)
 
     def set_weights(self, weights: list) -> None:
         weights = list(weights)

@@ -48,6 +48,9 @@ from rnnkit.core.loop import rnn
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 
 
+_FLAT = "flat"  # RNN._states_structure of a flat list of states
+
+
 def _fused_choice(name: str, value: Any) -> Any:
     """``"auto"``, True or False (numpy bools too); anything else is an error."""
     if isinstance(value, str) and value == "auto":
@@ -89,12 +92,90 @@ class RNN(Layer):
         self.use_fused = _fused_choice(self.name, use_fused)
         self.compile_loop = bool(compile)  # not `self.compile`: that is nn.Module.compile()
         self._compiled_loop = None
-        self.states: list | None = None
+        self.states = None
         self._states_zeroed = True  # zero states may be re-created for another batch size
         self._feature_shape: tuple | None = None
         method = cell_method(cell)
         self._cell_takes_training = call_accepts(method, "training")
         self._cell_takes_constants = call_accepts(method, "constants")
+
+    # ----------------------------------------------------------------- states
+    @property
+    def states(self) -> list | None:
+        """A stateful layer's stored states, nested as the cell's own; None before there are any.
+
+        They are persistent buffers ``state_0``, ``state_1``, ... (depth-first
+        order), so they follow ``.to()`` / ``.double()`` and travel in
+        ``state_dict()``: a stream resumes after a checkpoint.
+        """
+        n = self.__dict__.get("_n_states", 0)
+        if not n:
+            return None
+        buffers = self._buffers
+        leaves = [buffers[f"state_{i}"] for i in range(n)]
+        structure = self.__dict__.get("_states_structure")
+        if structure is None:  # loaded from a state_dict into a fresh layer: the cell's nesting
+            nested = self._nest(leaves)
+            structure = _FLAT if nested is leaves else pack_as(nested, [None] * n)
+            self.__dict__["_states_structure"] = structure
+        return leaves if structure == _FLAT else pack_as(structure, leaves)  # (==: copies hold equal strings)
+
+    @states.setter
+    def states(self, value: list | None) -> None:
+        self._store_states(value)
+
+    def _store_states(self, value: list | None) -> None:
+        """Register ``value``'s tensors as the state buffers ``state_0``, ``state_1``, ... and keep its nesting."""
+        structure = None
+        if value is None:
+            leaves = []
+        elif all(isinstance(v, torch.Tensor) for v in value):
+            leaves, structure = list(value), _FLAT
+        else:
+            leaves = flatten(value)
+            structure = pack_as(value, [None] * len(leaves))
+        buffers = self._buffers
+        for i in range(len(leaves), self.__dict__.get("_n_states", 0)):
+            del buffers[f"state_{i}"]
+        for i, t in enumerate(leaves):
+            buffers[f"state_{i}"] = t
+        self.__dict__["_n_states"] = len(leaves)
+        self.__dict__["_states_structure"] = structure
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.__dict__.get("_n_states", 0):  # the 'zeroed' flag travels with the states
+            destination[prefix + "states_zeroed"] = torch.tensor(self._states_zeroed)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        stored = []  # (a layer that is not stateful reports them as unexpected)
+        while self.stateful and f"{prefix}state_{len(stored)}" in state_dict:
+            stored.append(state_dict[f"{prefix}state_{len(stored)}"])
+        current = [self._buffers[f"state_{i}"] for i in range(self.__dict__.get("_n_states", 0))]
+        if [tuple(t.shape) for t in stored] != [tuple(t.shape) for t in current]:
+            # states exist after a call with a known batch size: the checkpoint's define them
+            if stored:
+                device = self._device() or self.__dict__.get("_device_hint")
+                # nested as the cell's own states once the cell is loaded (structure None)
+                self._store_states([torch.empty(t.shape, dtype=self.dtype, device=device) for t in stored])
+                self.__dict__["_states_structure"] = None
+            elif any(k.startswith(prefix) for k in state_dict):
+                self.states = None  # a checkpoint taken before the first call
+        flag = prefix + "states_zeroed"
+        if flag in state_dict:
+            self._states_zeroed = bool(state_dict[flag])
+            state_dict = {k: v for k, v in state_dict.items() if k != flag}
+        elif stored:
+            self._states_zeroed = False
+        elif self.states is None:
+            self._states_zeroed = True
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def __getstate__(self) -> dict:
+        # copies and pickles compile their own loop (the compiled one is bound to this instance)
+        return dict(super().__getstate__(), _compiled_loop=None)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -121,10 +202,20 @@ class RNN(Layer):
         if hasattr(self.cell, "build") and not getattr(self.cell, "built", False):
             self.cell.build((batch,) + self._feature_shape)
             self.cell.built = True
-        if self.stateful and batch is not None:
+        if self.stateful and batch is not None and self.states is None:  # (loaded states stay)
             self.states = initial_states(self.cell, batch, self.dtype)
             self._states_zeroed = False  # the batch size was given: hold the layer to it
         self.built = True
+
+    def input_shape_from_weights(self, weights: dict) -> tuple | None:
+        """``(None, None, *features)`` from the (first) cell's stored weights; see ``Layer``."""
+        cell, prefix = self.cell, "cell."
+        if isinstance(cell, StackedRNNCells):
+            cell, prefix = cell.cells[0], "cell.cells.0."
+        if not isinstance(cell, Layer):
+            return None
+        shape = cell.input_shape_from_weights({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+        return None if shape is None else (None, None) + tuple(shape[1:])
 
     def compute_output_shape(self, input_shape: tuple) -> Any:
         b_axis, t_axis = self._batch_time_axes()
@@ -141,11 +232,21 @@ class RNN(Layer):
 
         return [out] + [state_shapes(s, batch) for s in self.state_size]
 
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """Keras's ``RNN.compute_mask``: ``mask`` with ``return_sequences`` (as given, also with
+        ``go_backwards``), else None; with ``return_state`` ``[output_mask] + [None] * n_states``."""
+        if isinstance(mask, (list, tuple)):
+            mask = flatten(list(mask))[0] if mask else None
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.state_size)
+        return output_mask
+
     # ------------------------------------------------------------------- call
     def _device(self) -> torch.device | None:
         records = getattr(self.cell, "_weight_records", None)
         if records:  # the common case, without walking the module tree
-            return records[0]["param"].device
+            return self.cell.weight_by_key(records[0]["key"]).device
         for p in self.parameters():
             return p.device
         return None
@@ -171,23 +272,21 @@ class RNN(Layer):
             raise ValueError(f"{self.name}: expected at least one timestep, got 0 timesteps (input shape {tuple(x.shape)})")
         if mask is not None:
             mask = check_mask(mask, batch, steps, self.name, x.device)
-        if self.stateful:
-            if self.states is not None and self._states_zeroed:  # reset: any batch size may start over
-                if flatten(self.states)[0].shape[0] != batch:
-                    self.states = None
-            if self.states is not None:
-                expected = flatten(self.states)[0].shape[0]
-                if batch != expected:
-                    raise ValueError(
-                        f"{self.name}: this stateful layer holds states for batch size {expected}, "
-                        f"got inputs with batch size {batch}; call reset_states() to start over "
-                        "with another batch size"
-                    )
+        stored = self.states if self.stateful else None
+        if stored is not None:
+            expected = self._buffers["state_0"].shape[0]
+            if self._states_zeroed and expected != batch:  # reset: any batch size may start over
+                self.states = stored = None
+            elif batch != expected:
+                raise ValueError(
+                    f"{self.name}: this stateful layer holds states for batch size {expected}, "
+                    f"got inputs with batch size {batch}; call reset_states() to start over "
+                    "with another batch size"
+                )
         if initial_state is not None:
             states = self._nest(check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device))
         else:
-            states = self.states if self.stateful and self.states is not None else \
-                initial_states(self.cell, batch, self.dtype)
+            states = stored if stored is not None else initial_states(self.cell, batch, self.dtype)
             states = pack_as(states, [s.to(x.device) for s in flatten(states)])  # no-op on the same device
         if constants is not None:
             if not self._cell_takes_constants:
@@ -263,7 +362,7 @@ class RNN(Layer):
     def _finish(self, last, outputs, new_states, mask):
         """Stateful bookkeeping, output mask and the return convention."""
         if self.stateful:
-            self.states = pack_as(new_states, [s.detach() for s in flatten(new_states)])
+            self._store_states(pack_as(new_states, [s.detach() for s in flatten(new_states)]))
             self._states_zeroed = False
         if self.return_sequences:
             output = outputs.transpose(0, 1) if self.time_major else outputs

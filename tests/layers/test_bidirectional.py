@@ -286,9 +286,10 @@ def test_backward_layer_mismatch(backward_kwargs, word):
         rnnkit.Bidirectional(rnnkit.LSTM(U), backward_layer=rnnkit.LSTM(units, **kwargs))
 
 
-def test_backward_layer_with_other_state_count():
-    with pytest.raises(ValueError, match="states"):
-        rnnkit.Bidirectional(rnnkit.LSTM(U), backward_layer=rnnkit.GRU(U, go_backwards=True))
+def test_backward_layer_with_other_state_count_is_accepted():
+    """As Keras: an LSTM forwards and a GRU backwards (see test_bidirectional_mixed.py for the numbers)."""
+    bi = rnnkit.Bidirectional(rnnkit.LSTM(U), backward_layer=rnnkit.GRU(U, go_backwards=True))
+    assert type(bi.backward_layer) is rnnkit.GRU
 
 
 def test_forward_go_backwards_layer_flips_roles():

@@ -147,3 +147,26 @@ def test_console_script_entry_point():
     if "rnnkit" not in scripts:
         pytest.skip("rnnkit is not installed with its console script")
     assert scripts["rnnkit"] == "rnnkit.tools.cli:main"
+
+
+def test_bench_runs_with_keras_hidden(tmp_path):
+    """`rnnkit bench` in a fresh interpreter where `import keras` fails: a torch-only table."""
+    hide = tmp_path / "sitecustomize.py"
+    hide.write_text(
+        "import sys\n"
+        "class _Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'keras' or name.startswith('keras.'):\n"
+        "            raise ImportError('keras hidden for this test')\n"
+        "sys.meta_path.insert(0, _Hide())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "bench", "--layer", "lstm", "--shape", "2,3,4,5", "--mode", "infer"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "keras" in proc.stderr  # the note that the keras column is dropped
+    rows = [line for line in proc.stdout.splitlines() if "torch.nn" in line]
+    assert len(rows) == 1 and "(2, 3, 4, 5)" in rows[0]
+    assert float(rows[0].split()[-1]) > 0  # a ratio was measured

@@ -1,0 +1,5 @@
+"""Containers that pass masks between layers."""
+
+from rnnkit.models.sequential import Sequential
+
+__all__ = ["Sequential"]
