@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import torch  # noqa: E402
 
 import rnnkit  # noqa: E402
-from rnnkit.tools.bench import runner, median_time  # noqa: E402
+from rnnkit.tools.bench import median_time, runner  # noqa: E402
 
 SHAPES = [  # (batch, time, rows, cols, channels, filters)
     (8, 10, 16, 16, 3, 16),

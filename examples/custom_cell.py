@@ -39,7 +39,7 @@ class MinimalRNNCell(rnnkit.Layer):
     def __init__(self, units, **kwargs):
         self.units = units
         self.state_size = units
-        super(MinimalRNNCell, self).__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="uniform", name="kernel")

@@ -1,13 +1,24 @@
 """rnnkit: the Keras recurrent-layer system as a PyTorch library."""
 
-from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.cells import ConvLSTMCell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
-from rnnkit.kernels.explain import explain
-from rnnkit.engine.layer import Layer
-from rnnkit.engine.layer import regularization_losses
-from rnnkit.layers import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, GRU, LSTM, RNN, Bidirectional, CuDNNGRU, CuDNNLSTM, SimpleRNN
 from rnnkit.core.loop import rnn
-from rnnkit.layers import Embedding, Masking
+from rnnkit.engine import activations, constraints, initializers, regularizers
+from rnnkit.engine.layer import Layer, regularization_losses
+from rnnkit.kernels.explain import explain
+from rnnkit.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    ConvLSTM1D,
+    ConvLSTM2D,
+    ConvLSTM3D,
+    CuDNNGRU,
+    CuDNNLSTM,
+    Embedding,
+    Masking,
+    SimpleRNN,
+)
 from rnnkit.models import Sequential
 
 __version__ = "0.1.0"

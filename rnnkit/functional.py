@@ -36,7 +36,8 @@ dtype (``Layer`` cells) and outputs are torch tensors.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -47,10 +47,6 @@ PAIRS = {
 # the classes documented by rnnkit.cells.args (RNN and Bidirectional are written by hand)
 DOCUMENTED = ["LSTM", "GRU", "SimpleRNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "CuDNNLSTM", "CuDNNGRU",
               "LSTMCell", "GRUCell", "SimpleRNNCell", "ConvLSTMCell", "StackedRNNCells"]
-# rnnkit.Layer's metaclass defines __call__(*args, **kwargs), which inspect.signature reads first; the
-# built-in classes give their own signature (rnnkit.cells.args.documented), these two not yet.
-METACLASS_SIGNATURE = {"RNN", "Bidirectional"}
-
 NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
@@ -74,9 +70,7 @@ def test_every_keras_argument_is_a_parameter_with_the_keras_default(keras, name)
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="_LayerMeta.__call__ hides the signature"))
-    if n in METACLASS_SIGNATURE else n
-    for n in sorted(PAIRS) + ["CuDNNLSTM", "CuDNNGRU"]
+    n for n in sorted(PAIRS) + ["CuDNNLSTM", "CuDNNGRU"]
 ])
 def test_inspect_signature_of_the_class_is_its_init(name):
     cls = getattr(rnnkit, name)

@@ -7,10 +7,9 @@
   once in :data:`ARGS` (a class may pass its own wording as keywords), so
   ``help(rnnkit.LSTM)`` lists every argument and a new argument cannot go
   undocumented: one with no description is an error at import time;
-* gives the class the signature of its ``__init__`` (``self`` dropped), so
-  that ``inspect.signature(rnnkit.LSTM)`` and ``help()`` show the arguments
-  rather than the ``(*args, **kwargs)`` of the ``Layer`` metaclass's
-  ``__call__``. A subclass with its own ``__init__`` gets its own signature.
+
+``inspect.signature(cls)`` of every ``Layer`` class is its ``__init__``'s
+(see ``rnnkit.engine.layer``), not the metaclass's ``(*args, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import inspect
 import textwrap
 from collections.abc import Callable
-from typing import Any
 
 _LAYER_KWARGS = (
     "Other ``rnnkit.Layer`` arguments: ``input_shape``, ``input_dim`` (with ``input_length``), "
@@ -95,16 +93,6 @@ CELL_ARGS: dict[str, str] = {
 }
 
 
-class _InitSignature:
-    """``cls.__signature__``: the signature of ``cls.__init__`` without ``self``; ``None`` on instances."""
-
-    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
-        if instance is not None:
-            return None  # inspect then reads the instance's own call signature
-        sig = inspect.signature(owner.__init__)  # type: ignore[misc]
-        return sig.replace(parameters=list(sig.parameters.values())[1:])
-
-
 def args_section(cls: type, overrides: dict[str, str]) -> str:
     """The ``Args:`` section for ``cls.__init__``'s parameters."""
     lines = ["Args:"]
@@ -119,12 +107,11 @@ def args_section(cls: type, overrides: dict[str, str]) -> str:
 
 
 def documented(**overrides: str) -> Callable[[type], type]:
-    """Class decorator: the ``Args:`` section and the signature (see the module docstring)."""
+    """Class decorator: the ``Args:`` section (see the module docstring)."""
 
     def decorate(cls: type) -> type:
         doc = inspect.cleandoc(cls.__doc__ or cls.__name__)
         cls.__doc__ = doc + "\n\n" + args_section(cls, overrides)
-        cls.__signature__ = _InitSignature()  # type: ignore[attr-defined]
         return cls
 
     return decorate

@@ -23,7 +23,8 @@ it back). The step function is called exactly ``T`` times.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -18,7 +18,8 @@ of layers, kernels or the package above them.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

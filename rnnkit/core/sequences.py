@@ -38,7 +38,9 @@ def as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None, what: str
         try:
             t = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError) as err:
-            raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__} ({err})") from None
+            raise TypeError(
+                f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__} ({err})"
+            ) from None
     else:
         raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__}")
     if t.dtype == torch.bool or t.dtype.is_complex:

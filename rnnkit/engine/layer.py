@@ -28,7 +28,8 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,8 +90,28 @@ class _LayerMeta(type):
             cls.build = build_then_mark
 
 
+class _InitSignature:
+    """``cls.__signature__``: ``cls.__init__``'s signature without ``self``.
+
+    ``_LayerMeta.__call__`` takes ``(*args, **kwargs)``; without this,
+    ``inspect.signature(rnnkit.LSTM)``, ``help()`` and IDEs would show that.
+    On an instance it is ``call``'s signature when ``forward`` only
+    dispatches to ``call`` (else ``None``: ``inspect`` reads ``forward``).
+    """
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
+        if instance is not None:
+            if getattr(owner.forward, "dispatches_to_call", False):
+                return inspect.signature(instance.call)
+            return None
+        sig = inspect.signature(owner.__init__)  # type: ignore[misc]
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
+
+
 class Layer(torch.nn.Module, metaclass=_LayerMeta):
     """Base class of every rnnkit layer and cell (see module docstring)."""
+
+    __signature__ = _InitSignature()
 
     def __init__(
         self,
@@ -164,7 +185,9 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         shape = tuple(x.shape) if hasattr(x, "shape") else None
         if shape is None:
-            raise TypeError(f"{self.name}: cannot build from an input of type {type(inputs).__name__}; expected a tensor")
+            raise TypeError(
+                f"{self.name}: cannot build from an input of type {type(inputs).__name__}; expected a tensor"
+            )
         self.build(shape)
         self.built = True
         if isinstance(x, torch.Tensor) and x.device.type != "cpu":
@@ -334,7 +357,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
 
         def walk(module):
             for child in module.children():
-                if isinstance(child, Layer) or not isinstance(child, (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Sequential)):
+                containers = (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Sequential)
+                if isinstance(child, Layer) or not isinstance(child, containers):
                     yield child
                 else:
                     yield from walk(child)
@@ -483,7 +507,7 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         return config
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Layer":
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> Layer:
         return cls(**config)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

@@ -20,7 +20,8 @@ expected, what arrived and the valid names.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def _a(word: str) -> str:

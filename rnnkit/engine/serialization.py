@@ -17,7 +17,6 @@ def serialize_layer(layer: Any) -> dict:
 
 def _builtin(name: str):
     import rnnkit
-
     from rnnkit.engine.layer import Layer
 
     obj = getattr(rnnkit, name, None)

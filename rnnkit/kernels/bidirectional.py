@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 
 from rnnkit.kernels.fused import run_kernel
-from rnnkit.kernels.spec import cell_to_torch, kernel_for
 from rnnkit.kernels.path import FUSED
+from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
 
 def pair_blockers(call_fw, call_bw) -> list[str]:

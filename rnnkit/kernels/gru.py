@@ -14,7 +14,8 @@ after the recurrent matrix product); the first two gate blocks swap places.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -14,7 +14,8 @@ Going back, ``bias_ih + bias_hh`` is folded into Keras's single bias.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -13,7 +13,8 @@ The same transposes as the LSTM's, with one gate.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

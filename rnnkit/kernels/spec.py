@@ -24,7 +24,8 @@ runs before the loop (``cell.project_inputs``) and the loop runs only
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

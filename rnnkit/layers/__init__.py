@@ -8,5 +8,6 @@ from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.masking import Masking
 from rnnkit.layers.rnn import RNN
 
-__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional", "CuDNNGRU", "CuDNNLSTM", "GRU", "LSTM", "RNN", "SimpleRNN"]
+__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "Bidirectional", "CuDNNGRU", "CuDNNLSTM", "GRU", "LSTM", "RNN",
+           "SimpleRNN"]
 __all__ += ["Embedding", "Masking"]

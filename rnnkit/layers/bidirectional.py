@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from rnnkit.cells.args import documented
 from rnnkit.core.sequences import count_states
 from rnnkit.core.tree import flatten
 from rnnkit.engine.layer import Layer
@@ -64,21 +65,19 @@ def _merge(mode: str | None, y: torch.Tensor, y_rev: torch.Tensor) -> Any:
     return [y, y_rev]
 
 
+@documented(
+    layer="The recurrent layer to wrap (``RNN``, ``SimpleRNN``, ``GRU``, ``LSTM``, ``ConvLSTM*``); the forward "
+          "half is a fresh copy of it from its config.",
+    merge_mode="How the two outputs combine: ``\"concat\"`` (last axis), ``\"sum\"``, ``\"mul\"``, "
+               "``\"ave\"``, or ``None`` for the list ``[forward, backward]``.",
+    weights="Optional list of arrays, forward weights then backward ones, set once the layer is built.",
+    backward_layer="Optional recurrent layer for the backward half (any cell type or state structure; it must "
+                   "agree on ``return_sequences``, ``return_state``, ``stateful``, ``time_major`` and "
+                   "``units`` and run in the other direction). Default: a copy of ``layer`` with "
+                   "``go_backwards`` inverted.",
+)
 class Bidirectional(Layer):
-    """Wrap a recurrent layer (``RNN``, ``LSTM``, ``GRU``, ``SimpleRNN``, ``ConvLSTM*``); see the module docstring.
-
-    Args:
-        layer: the recurrent layer; the forward half is a fresh copy of it.
-        merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"`` or
-            None (the two outputs as a list).
-        weights: initial weights, forward then backward, set when built.
-        backward_layer: the backward half (default: a copy of ``layer`` with
-            ``go_backwards`` inverted). It may be of another cell type, with
-            other states (``LSTM`` forwards, ``GRU`` backwards), but must agree
-            on ``return_sequences``, ``return_state``, ``stateful``,
-            ``time_major`` and ``units``, and process in the opposite direction.
-        **kwargs: the ``Layer`` arguments (``name``, ``trainable``, ``input_shape``, ...).
-    """
+    """Wrap a recurrent layer (``RNN``, ``LSTM``, ``GRU``, ``SimpleRNN``, ``ConvLSTM*``); see the module docstring."""
 
     def __init__(
         self,

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnkit.core.tree import flatten, pack_as
+from rnnkit.cells.args import documented
 from rnnkit.cells.stacked import StackedRNNCells
+from rnnkit.core.loop import rnn
 from rnnkit.core.protocol import (
     call_accepts,
     cell_method,
@@ -40,13 +41,12 @@ from rnnkit.core.protocol import (
     initial_states,
     reset_dropout,
 )
+from rnnkit.core.sequences import as_tensor, check_mask, check_sequences, check_states
+from rnnkit.core.tree import flatten, pack_as
+from rnnkit.engine.layer import Layer
+from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, select_path
-from rnnkit.engine.layer import Layer
-from rnnkit.core.sequences import as_tensor, check_mask, check_sequences, check_states
-from rnnkit.core.loop import rnn
-from rnnkit.engine.serialization import deserialize_layer, serialize_layer
-
 
 _FLAT = "flat"  # RNN._states_structure of a flat list of states
 
@@ -60,6 +60,10 @@ def _fused_choice(name: str, value: Any) -> Any:
     raise ValueError(f"{name}: use_fused must be 'auto', True or False, got {value!r}")
 
 
+@documented(
+    cell="A cell (an object with ``state_size`` and ``call(inputs, states) -> (output, new_states)``, see "
+         "``rnnkit.core.protocol``) or a list of cells (run as ``StackedRNNCells``).",
+)
 class RNN(Layer):
     """Generic recurrent layer; see the module docstring for the call contract."""
 
@@ -194,7 +198,8 @@ class RNN(Layer):
         input_shape = tuple(input_shape)
         if len(input_shape) < 3:
             raise ValueError(
-                f"{self.name}: expected input of rank 3 or more (batch, timesteps, features...), got shape {input_shape}"
+                f"{self.name}: expected input of rank 3 or more (batch, timesteps, features...), "
+                f"got shape {input_shape}"
             )
         b_axis, _ = self._batch_time_axes()
         batch = input_shape[b_axis]
@@ -251,7 +256,7 @@ class RNN(Layer):
             return p.device
         return None
 
-    def prepare(self, sequences, initial_state=None, mask=None, training=None, constants=None) -> "PreparedCall":
+    def prepare(self, sequences, initial_state=None, mask=None, training=None, constants=None) -> PreparedCall:
         """Convert and validate one call's arguments: the :class:`PreparedCall` every path runs on."""
         x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
         training = self.training if training is None else bool(training)
@@ -269,7 +274,9 @@ class RNN(Layer):
             x = x.transpose(0, 1)  # the one layout conversion: batch-major inside
         batch, steps = x.shape[0], x.shape[1]
         if steps == 0:
-            raise ValueError(f"{self.name}: expected at least one timestep, got 0 timesteps (input shape {tuple(x.shape)})")
+            raise ValueError(
+                f"{self.name}: expected at least one timestep, got 0 timesteps (input shape {tuple(x.shape)})"
+            )
         if mask is not None:
             mask = check_mask(mask, batch, steps, self.name, x.device)
         stored = self.states if self.stateful else None
@@ -310,7 +317,7 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         return self.prepare(sequences, initial_state, mask, training, constants).run()
 
-    def _run(self, call: "PreparedCall"):
+    def _run(self, call: PreparedCall):
         """``(last, outputs, new_states)`` of a prepared call on the path its plan picks."""
         plan = call.plan()
         reset_dropout(self.cell)
@@ -431,7 +438,7 @@ class RNN(Layer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict, custom_objects: dict | None = None) -> "RNN":
+    def from_config(cls, config: dict, custom_objects: dict | None = None) -> RNN:
         config = dict(config)
         cell = deserialize_layer(config.pop("cell"), custom_objects)
         return cls(cell, **config)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 CELL_CHOICES = ("lstm", "gru", "simple")
 PEERS = ("torch", "keras", "jax")

@@ -5,9 +5,9 @@ layer and input builders the golden, stepped-by-hand and gradcheck tests share."
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
 MASKS = {"none": None, "right_padded": MASK_RIGHT_PADDED, "holes": MASK_HOLES}
 

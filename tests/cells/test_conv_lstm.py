@@ -13,6 +13,7 @@ import torch
 from rnnkit import initializers
 from rnnkit.cells.conv_lstm import ConvLSTMCell, conv_output_length, same_padding
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny convolutions gain nothing from threads, and on a busy machine each

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
 B, T, F = 3, 6, 5
 
@@ -266,7 +266,7 @@ def test_return_state_structure(mix, mask_name):
     assert _structure(r2) == _structure(r)
     n_cells = len(MIXES[mix])
     assert len(r) == 1 + n_cells
-    for entry, (name, units, _) in zip(r[1:], MIXES[mix]):
+    for entry, (name, _units, _) in zip(r[1:], MIXES[mix]):
         assert isinstance(entry, list) and len(entry) == (2 if name == "LSTMCell" else 1)
 
 

@@ -10,10 +10,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
 import rnnkit
 from rnnkit.core.sequences import lengths_to_mask
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED
 
 B, T, F, U = 3, 6, 4, 5  # the conftest masks are (3, 6)
 DT = torch.float64

@@ -43,7 +43,7 @@ class DenseTF2(rnnkit.Layer):
     def __init__(self, units, **kwargs):
         self.units = units
         self.build_shapes = []
-        super(DenseTF2, self).__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def build(self, input_shape):
         self.build_shapes.append(tuple(input_shape))
@@ -520,7 +520,7 @@ class CellTF2(rnnkit.Layer):
     def __init__(self, units, **kwargs):
         self.units = units
         self.state_size = units
-        super(CellTF2, self).__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="ones", name="kernel")

@@ -17,9 +17,9 @@ import torch
 
 import rnnkit
 import rnnkit.layers.rnn as rnn_module
+from rnnkit.core.sequences import reverse_valid
 from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.spec import kernel_for
-from rnnkit.core.sequences import reverse_valid
 
 B, T, F, U = 4, 6, 3, 5
 
@@ -161,7 +161,8 @@ def compare(fast, ref, x, calls, dtype, rng, every_weight_learns=True):
     assert_same(out_f, out_r, dtype, "outputs/states")
     assert_same(grad_f, grad_r, dtype, "grads (input, initial states, weights)")
     # the numbers must be meaningful: some gradient reaches every weight
-    assert not every_weight_learns or all(np.abs(g).max() > 0 for g in grad_r[-len(list(ref.parameters())):]), "a weight got no gradient"
+    weight_grads = grad_r[-len(list(ref.parameters())):]
+    assert not every_weight_learns or all(np.abs(g).max() > 0 for g in weight_grads), "a weight got no gradient"
     return out_f
 
 

@@ -10,8 +10,16 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.kernels.path import (FUSED, GENERIC, HOISTED, Plan, config_blockers, is_builtin_cell,
-                                     is_right_padded, select_path)
+from rnnkit.kernels.path import (
+    FUSED,
+    GENERIC,
+    HOISTED,
+    Plan,
+    config_blockers,
+    is_builtin_cell,
+    is_right_padded,
+    select_path,
+)
 
 B, T, F, U = 3, 6, 4, 5
 X = np.random.RandomState(0).randn(B, T, F).astype("float32")

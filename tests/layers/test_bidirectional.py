@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED, to_numpy
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED, to_numpy
 from rnnkit.core.tree import flatten
 
 B, T, F, U = 3, 6, 4, 3

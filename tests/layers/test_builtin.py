@@ -17,9 +17,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, to_numpy
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, to_numpy
 
 B, T, F, U = 3, 6, 4, 5
 
@@ -533,7 +533,7 @@ def test_config_round_trip(kind):
         assert len(a) == len(b) == 1 + N_STATES[kind]
         for u, v in zip(a, b):
             np.testing.assert_array_equal(u.detach().numpy(), v.detach().numpy())
-    assert [float(l.detach()) for l in clone.losses] == pytest.approx([float(l.detach()) for l in layer.losses])
+    assert [float(p.detach()) for p in clone.losses] == pytest.approx([float(p.detach()) for p in layer.losses])
     assert len(layer.losses) == 2
 
 
@@ -550,7 +550,7 @@ def test_config_keys_match_keras(keras, kind):
     assert set(kcfg) & cell_args <= set(rcfg)
     assert cell_args <= set(rcfg)
     assert rnn_args <= set(kcfg) and rnn_args <= set(rcfg)
-    for key in sorted((set(kcfg) & (cell_args | rnn_args | {"name", "trainable"}))):
+    for key in sorted(set(kcfg) & (cell_args | rnn_args | {"name", "trainable"})):
         if key.endswith(("initializer", "regularizer", "constraint")):
             continue
         assert rcfg[key] == kcfg[key], key

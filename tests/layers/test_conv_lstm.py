@@ -15,14 +15,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, rnnkit_output_and_grad, to_numpy
 
 import rnnkit.layers.rnn as rnn_module
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, rnnkit_output_and_grad, to_numpy
 from rnnkit import Bidirectional, initializers
 from rnnkit.cells.conv_lstm import ConvLSTMCell
 from rnnkit.kernels.path import HOISTED, Plan
 from rnnkit.layers.conv_lstm import ConvLSTM, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from rnnkit.layers.rnn import RNN
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():

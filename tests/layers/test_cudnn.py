@@ -10,9 +10,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, rnnkit_output_and_grad
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, rnnkit_output_and_grad
 
 B, T, F, U = 3, 6, 4, 5
 PAIRS = {"lstm": (rnnkit.CuDNNLSTM, rnnkit.LSTM, "LSTM", 2), "gru": (rnnkit.CuDNNGRU, rnnkit.GRU, "GRU", 1)}

@@ -11,9 +11,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, rnnkit_output_and_grad
 
 import rnnkit
-from conftest import MASK_HOLES, MASK_RIGHT_PADDED, keras_output_and_grad, rnnkit_output_and_grad
 
 B, T, F = 3, 6, 5
 
@@ -49,7 +49,7 @@ class MinimalRNNCellTF2(rnnkit.Layer):
     def __init__(self, units, **kwargs):
         self.units = units
         self.state_size = units
-        super(MinimalRNNCellTF2, self).__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="uniform", name="kernel")
