@@ -64,6 +64,13 @@ class GatedCell(Layer):
 
     n_gates = 1
 
+    # ``None`` without ``use_bias``; a parametrization (weight_norm ...) reads it back as a plain tensor
+    bias: torch.Tensor | None
+    _generator: SeedStream | None
+    # written through ``__dict__`` by ``reset_dropout_masks``
+    _dropout_masks: list[torch.Tensor] | None
+    _recurrent_dropout_masks: list[torch.Tensor] | None
+
     def __init__(
         self,
         activation: Any = "tanh",

@@ -193,7 +193,7 @@ class ConvLSTMCell(GatedCell):
                 f"got shape {inputs_shape}"
             )
         spatial, _ = self._split_shape(inputs_shape)
-        out = []
+        lengths: list[int | None] = []
         for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
             length = None if n is None else conv_output_length(int(n), k, s, d, self.padding)
             if length is not None and length <= 0:
@@ -202,8 +202,8 @@ class ConvLSTMCell(GatedCell):
                     f"{self.kernel_size}, dilation_rate={self.dilation_rate} with padding='valid' "
                     f"(output size would be {length})"
                 )
-            out.append(length)
-        out = tuple(out)
+            lengths.append(length)
+        out = tuple(lengths)
         shape = (inputs_shape[0],) + (out + (self.filters,) if self._channels_last else (self.filters,) + out)
         return shape, [shape, shape]
 

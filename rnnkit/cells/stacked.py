@@ -12,6 +12,7 @@ States are nested as in Keras 3: one entry per cell, a tensor for a cell whose
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ class StackedRNNCells(Layer):
     is the last cell's.
     """
 
-    def __init__(self, cells: list, name: str | None = None, dtype: Any = None, trainable: bool = True,
+    def __init__(self, cells: Sequence[Any], name: str | None = None, dtype: Any = None, trainable: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(name=name, dtype=dtype, trainable=trainable, **kwargs)
         cells = list(cells)
@@ -63,6 +64,7 @@ class StackedRNNCells(Layer):
 
     def build(self, input_shape: tuple) -> None:
         shape = tuple(input_shape)
+        cell: Any  # any object with the cell protocol: ``build`` and ``built`` are optional
         for cell in self.cells:
             if hasattr(cell, "build") and not getattr(cell, "built", False):
                 cell.build(shape)
@@ -77,6 +79,7 @@ class StackedRNNCells(Layer):
         return first.dtype if isinstance(first, Layer) else super().dtype
 
     def reset_dropout_masks(self) -> None:
+        cell: Any  # any object with the cell protocol: ``reset_dropout_masks`` is optional
         for cell in self.cells:
             if hasattr(cell, "reset_dropout_masks"):
                 cell.reset_dropout_masks()

@@ -24,7 +24,7 @@ it back). The step function is called exactly ``T`` times.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -147,7 +147,8 @@ def rnn(
     if not isinstance(states, list):
         states = list(states) if isinstance(states, tuple) else [states]
 
-    stacked = torch.stack(outputs if return_all_outputs else [output])
+    # timesteps and steps are >= 1, so the loop ran and ``output`` is the last step's output tensor
+    stacked = torch.stack(outputs if return_all_outputs else [cast(torch.Tensor, output)])
     if not time_major:
         stacked = stacked.transpose(0, 1)
     return output, stacked, states

@@ -108,6 +108,8 @@ def zero_states(state_size: Any, batch_size: int | None, dtype: torch.dtype,
             out.append(zero_states(s, batch_size, dtype, device))
         else:
             dims = tuple(int(d) for d in s) if hasattr(s, "__len__") else (int(s),)
+            if batch_size is None:
+                raise TypeError("zero_states(): batch_size must be an int to make zero states, got None")
             out.append(torch.zeros((batch_size,) + dims, dtype=dtype, device=device))
     return out
 

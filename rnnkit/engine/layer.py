@@ -29,7 +29,7 @@ import functools
 import inspect
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -99,7 +99,7 @@ class _InitSignature:
     dispatches to ``call`` (else ``None``: ``inspect`` reads ``forward``).
     """
 
-    def __get__(self, instance: Any, owner: type) -> inspect.Signature | None:
+    def __get__(self, instance: Any, owner: type[torch.nn.Module]) -> inspect.Signature | None:
         if instance is not None:
             if getattr(owner.forward, "dispatches_to_call", False):
                 return inspect.signature(instance.call)
@@ -366,28 +366,30 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         return walk(self)
 
     @property
-    def trainable_weights(self) -> list[torch.nn.Parameter]:
+    def trainable_weights(self) -> list[torch.Tensor]:
         if not self._trainable:
             return []
         own = [self.weight_by_key(r["key"]) for r in self._weight_records if r["trainable"]]
         return own + [w for sub in self._sublayers() for w in _sub_weights(sub, True)]
 
     @property
-    def non_trainable_weights(self) -> list[torch.nn.Parameter]:
+    def non_trainable_weights(self) -> list[torch.Tensor]:
         if not self._trainable:
             return self.weights
         own = [self.weight_by_key(r["key"]) for r in self._weight_records if not r["trainable"]]
         return own + [w for sub in self._sublayers() for w in _sub_weights(sub, False)]
 
     @property
-    def weights(self) -> list[torch.nn.Parameter]:
+    def weights(self) -> list[torch.Tensor]:
         return [w for _, _, w in self._weight_slots()]
 
-    def _weight_slots(self) -> list[tuple]:
+    def _weight_slots(self) -> list[tuple[Layer | None, str | None, torch.Tensor]]:
         """``(owner, key, tensor)`` per weight in ``weights`` order; ``owner`` None for plain torch modules."""
         records = self._weight_records
         own = [r for r in records if r["trainable"]] + [r for r in records if not r["trainable"]]
-        slots = [(self, r["key"], self.weight_by_key(r["key"])) for r in own]
+        slots: list[tuple[Layer | None, str | None, torch.Tensor]] = [
+            (self, r["key"], self.weight_by_key(r["key"])) for r in own
+        ]
         for sub in self._sublayers():
             if isinstance(sub, Layer) and type(sub).weights is Layer.weights:
                 slots += sub._weight_slots()
@@ -424,6 +426,7 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
                 arr = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
                 arr = arr.to(dtype=p.dtype, device=p.device)
                 if owner is not None and key not in owner._parameters:
+                    assert key is not None  # a Layer's own slots always carry their weight key
                     setattr(owner, key, arr)  # parametrized: through right_inverse
                 else:
                     p.copy_(arr)
@@ -464,7 +467,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
         p = self._parameters.get(key)
         if p is not None:
             return [p]
-        parametrizations = self._modules.get("parametrizations")
+        # torch.nn.utils.parametrize registers ``parametrizations`` as a ModuleDict keyed by weight name
+        parametrizations = cast("torch.nn.ModuleDict | None", self._modules.get("parametrizations"))
         if parametrizations is None or key not in parametrizations:
             return []
         return list(parametrizations[key].parameters())
@@ -477,7 +481,9 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
                     key = rec["key"]
                     value = rec["constraint"](self.weight_by_key(key))
                     if key in self._parameters:
-                        self._parameters[key].copy_(value)
+                        param = self._parameters[key]
+                        assert param is not None, f"weight {key!r} is registered as None"
+                        param.copy_(value)
                     else:
                         setattr(self, key, value)  # parametrized: through right_inverse
             for sub in self._sublayers():
@@ -559,7 +565,7 @@ _BASE_CONFIG = ("name", "trainable", "dtype", "activity_regularizer")  # written
 _EAGER_BUILD_ARGS = ("input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
 
 
-def _constructor_config(cls: type, args: tuple, kwargs: dict) -> dict | None:
+def _constructor_config(cls: type[Layer], args: tuple, kwargs: dict) -> dict | None:
     """Keras 3's auto config: the constructor arguments by name, or None when they are not plain values."""
     try:
         signature = inspect.signature(cls.__init__)
@@ -596,12 +602,12 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def _sub_weights(module: torch.nn.Module, trainable: bool | None) -> list:
+def _sub_weights(module: torch.nn.Module, trainable: bool | None) -> list[torch.Tensor]:
     if isinstance(module, Layer):
         if trainable is None:
             return module.weights
         return module.trainable_weights if trainable else module.non_trainable_weights
-    params = list(module.parameters())
+    params: list[torch.Tensor] = list(module.parameters())
     if trainable is None:
         return params
     return [p for p in params if p.requires_grad == trainable]

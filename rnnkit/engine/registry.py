@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 
 def _a(word: str) -> str:
@@ -95,23 +95,32 @@ class Registry:
         factory = self.lookup(name)
         config = identifier.get("config") or {}
         try:
-            if inspect.isclass(factory):
-                return factory.from_config(dict(config))
+            if inspect.isclass(factory):  # registered classes derive from Configurable
+                return cast("type[Configurable]", factory).from_config(dict(config))
             return factory(**dict(config))
         except TypeError as err:
             label = factory.__name__ if self.label_class else repr(name)
             raise ValueError(f"Invalid config for {self.kind} {label}: expected its constructor "
                              f"arguments; received {config!r} ({err})") from None
 
+    def _require_base(self) -> type:
+        """``base``; a ``TypeError`` for a table without one (activations), which supports no instances."""
+        if self.base is None:
+            raise TypeError(f"The {self.kind} registry has no base class: only names can be resolved")
+        return self.base
+
     def get(self, identifier: Any) -> Any:
         """Resolve ``identifier`` by the rules in the module docstring."""
-        if identifier is None or isinstance(identifier, self.base):
+        if identifier is None:
+            return identifier
+        base = self._require_base()
+        if isinstance(identifier, base):
             return identifier
         if isinstance(identifier, str):
             return self.lookup(identifier)()
         if isinstance(identifier, dict):
             return self.from_dict(identifier)
-        if inspect.isclass(identifier) and issubclass(identifier, self.base):
+        if inspect.isclass(identifier) and issubclass(identifier, base):
             return identifier()
         if callable(identifier):
             return identifier if self.wrap is None else self.wrap(identifier)
@@ -123,7 +132,8 @@ class Registry:
             return None
         if isinstance(obj, (str, dict)):
             obj = self.get(obj)
-        if not isinstance(obj, self.base):
-            raise ValueError(f"Cannot serialize {self.kind}: expected {_a(self.base.__name__)} instance or name; "
+        base = self._require_base()
+        if not isinstance(obj, base):
+            raise ValueError(f"Cannot serialize {self.kind}: expected {_a(base.__name__)} instance or name; "
                              f"received {obj!r} (type {type(obj).__name__})")
-        return {"class_name": type(obj).__name__, "config": obj.get_config()}
+        return {"class_name": type(obj).__name__, "config": cast(Configurable, obj).get_config()}

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rnnkit.cells.args import arguments, documented
 from rnnkit.layers.builtin import GRU, LSTM
+
+if TYPE_CHECKING:  # the mixin's hosts' base: where ``super()`` and ``_init_from`` resolve in CuDNNLSTM / CuDNNGRU
+    from rnnkit.layers.builtin import BuiltinRNN as _MixinBase
+else:
+    _MixinBase = object
 
 _LAYER = ("input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
 _KWARGS = ("``input_shape``, ``input_dim`` (with ``input_length``), ``batch_input_shape`` and ``batch_size`` build "
@@ -30,12 +34,11 @@ _KWARGS = ("``input_shape``, ``input_dim`` (with ``input_length``), ``batch_inpu
            "points to ``rnnkit.{}``.")
 
 
-class _CuDNNMixin:
+class _CuDNNMixin(_MixinBase):
     """The Keras 2 argument check, config and construction shared by ``CuDNNLSTM`` and ``CuDNNGRU``."""
 
     base_name = ""
     fixed: dict = {}
-    _init_from: Callable[[dict, dict], None]  # BuiltinRNN's
 
     def _init_keras2(self, args: dict, kwargs: dict) -> None:
         """Refuse what Keras 2's layer did not take (in ``kwargs``), then build the base layer, fused-only."""

@@ -120,7 +120,7 @@ class Embedding(Layer):
         self.supports_masking = self.mask_zero
         self.build()
         if weights is not None:
-            self.set_weights(weights if isinstance(weights, (list, tuple)) and len(weights) == 1 else [weights])
+            self.set_weights(list(weights) if isinstance(weights, (list, tuple)) and len(weights) == 1 else [weights])
 
     def build(self, input_shape: Any = None) -> None:
         """Create ``embeddings`` ``(input_dim, output_dim)``; the input shape plays no part."""
@@ -157,7 +157,7 @@ class Embedding(Layer):
                 )
         out = torch.nn.functional.embedding(ids, self.embeddings)
         if self.mask_zero:
-            out._keras_mask = ids != 0  # convenience only; containers use compute_mask
+            out._keras_mask = ids != 0  # type: ignore[attr-defined]  # convenience only; containers use compute_mask
         return out
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor | None:

@@ -77,7 +77,7 @@ class Masking(Layer):
         x = self._inputs(inputs)
         keep = (x != self.mask_value).any(dim=-1)
         out = torch.where(keep.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        out._keras_mask = keep  # convenience only; containers use compute_mask
+        out._keras_mask = keep  # type: ignore[attr-defined]  # convenience only; containers use compute_mask
         return out
 
     def get_config(self) -> dict:

@@ -24,7 +24,7 @@ arguments, as Keras's ``RNN.inner_loop`` does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -153,10 +153,11 @@ class RNN(Layer):
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        stored = []  # (a layer that is not stateful reports them as unexpected)
+        stored: list[torch.Tensor] = []  # (a layer that is not stateful reports them as unexpected)
         while self.stateful and f"{prefix}state_{len(stored)}" in state_dict:
             stored.append(state_dict[f"{prefix}state_{len(stored)}"])
-        current = [self._buffers[f"state_{i}"] for i in range(self.__dict__.get("_n_states", 0))]
+        # ``_store_states`` registers every state buffer as a tensor
+        current = [cast(torch.Tensor, self._buffers[f"state_{i}"]) for i in range(self.__dict__.get("_n_states", 0))]
         if [tuple(t.shape) for t in stored] != [tuple(t.shape) for t in current]:
             # states exist after a call with a known batch size: the checkpoint's define them
             if stored:

@@ -55,12 +55,11 @@ def runner(forward: Callable[[], torch.Tensor], params: list, mode: str) -> Call
         def run():
             with torch.no_grad():
                 forward()
-        return run
-
-    def run():
-        for p in params:
-            p.grad = None
-        forward().sum().backward()
+    else:
+        def run():
+            for p in params:
+                p.grad = None
+            forward().sum().backward()
     return run
 
 
@@ -202,7 +201,7 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                     add("vs LSTMCell loop", "lstm", shape, mode, ours_cache.get(("lstm", tuple(shape), mode), ours),
                         "LSTMCell loop", median_time(lstmcell_loop_runner(shape, mode)))
             if use_keras:
-                hs = {"recurrent_activation": "hard_sigmoid"}
+                hs: dict[str, Any] = {"recurrent_activation": "hard_sigmoid"}
                 add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
                     "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
         if use_keras:
@@ -223,16 +222,16 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
         if jax_times is not None:
             for case in cases:
                 key = (case["cell"], tuple(case["shape"]), case["mode"])
-                theirs = jax_times.get(f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}")
-                if theirs and key in ours_cache:
-                    add("vs XLA", case["cell"], case["shape"], case["mode"], ours_cache[key], "keras-jax", theirs)
+                jax_time = jax_times.get(f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}")
+                if jax_time and key in ours_cache:
+                    add("vs XLA", case["cell"], case["shape"], case["mode"], ours_cache[key], "keras-jax", jax_time)
     if extras and "lstm" in cells:
         peak = matmul_peak_gflops()
         for shape in shapes:
             for mode in modes:
-                ours = ours_cache.get(("lstm", tuple(shape), mode))
-                if ours:
-                    gf = lstm_flops(shape, mode) / ours / 1e9
+                cached = ours_cache.get(("lstm", tuple(shape), mode))
+                if cached:
+                    gf = lstm_flops(shape, mode) / cached / 1e9
                     log(f"LSTM {tuple(shape)} {mode}: {gf:.1f} GFLOP/s = {gf / peak:.0%} of matmul peak {peak:.1f}")
                     rows.append({"case": "gflops", "cell": "lstm", "shape": list(shape), "mode": mode,
                                  "gflops": gf, "peak_gflops": peak})

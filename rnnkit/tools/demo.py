@@ -75,11 +75,11 @@ def require_extras() -> tuple[Any, Any]:
     try:
         import tqdm
     except ImportError:
-        tqdm, _ = None, missing.append("tqdm")
+        missing.append("tqdm")
     try:
         import matplotlib
     except ImportError:
-        matplotlib, _ = None, missing.append("matplotlib")
+        missing.append("matplotlib")
     if missing:
         raise MissingExtrasError(
             f"rnnkit demo needs {' and '.join(missing)} (the 'demo' extra), which "
