@@ -25,93 +25,21 @@ of ``build``) work.
 
 from __future__ import annotations
 
-import functools
 import inspect
-import re
-from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import torch
 
-from rnnkit.engine import constraints as constraints_mod
-from rnnkit.engine import initializers as initializers_mod
 from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.dtypes import resolve_dtype
-
-_name_counts: dict[str, int] = {}
-
-
-def _snake_case(name: str) -> str:
-    """Keras's ``to_snake_case``: ``SimpleRNNCell`` -> ``simple_rnn_cell``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+from rnnkit.engine.meta import InitSignature, LayerMeta, default_name, eager_build_shape
+from rnnkit.engine.weights import WeightsMixin
 
 
-def _default_name(cls: type) -> str:
-    base = _snake_case(cls.__name__)
-    n = _name_counts.get(base, 0)
-    _name_counts[base] = n + 1
-    return base if n == 0 else f"{base}_{n}"
-
-
-class _LayerMeta(type):
-    """Runs ``Layer._finish_init`` once the outermost ``__init__`` returned.
-
-    Eager building (``input_shape=`` ...) must wait until the subclass has set
-    its own attributes, which in the Keras 3 style happens after
-    ``super().__init__()``. It also records the constructor arguments of a
-    class without its own ``get_config`` (see ``Layer.get_config``).
-    """
-
-    def __call__(cls, *args, **kwargs):
-        obj = super().__call__(*args, **kwargs)
-        if cls.get_config is Layer.get_config:
-            obj.__dict__["_auto_config"] = _constructor_config(cls, args, kwargs)
-        obj._finish_init()
-        return obj
-
-    def __init__(cls, name, bases, namespace, **kwargs):
-        super().__init__(name, bases, namespace, **kwargs)
-        # As Keras 3 does: a completed build() marks the layer built, so that an
-        # explicit `layer.build(shape)` in a Keras-3-style class (which does not
-        # set `self.built`) is not followed by a second build on the first call.
-        build = namespace.get("build")
-        if build is not None and not getattr(build, "_sets_built", False):
-
-            @functools.wraps(build)
-            def build_then_mark(self, *args, **kw):
-                out = build(self, *args, **kw)
-                self.built = True
-                return out
-
-            build_then_mark._sets_built = True
-            cls.build = build_then_mark
-
-
-class _InitSignature:
-    """``cls.__signature__``: ``cls.__init__``'s signature without ``self``.
-
-    ``_LayerMeta.__call__`` takes ``(*args, **kwargs)``; without this,
-    ``inspect.signature(rnnkit.LSTM)``, ``help()`` and IDEs would show that.
-    On an instance it is ``call``'s signature when ``forward`` only
-    dispatches to ``call`` (else ``None``: ``inspect`` reads ``forward``).
-    """
-
-    def __get__(self, instance: Any, owner: type[torch.nn.Module]) -> inspect.Signature | None:
-        if instance is not None:
-            if getattr(owner.forward, "dispatches_to_call", False):
-                return inspect.signature(instance.call)
-            return None
-        sig = inspect.signature(owner.__init__)  # type: ignore[misc]
-        return sig.replace(parameters=list(sig.parameters.values())[1:])
-
-
-class Layer(torch.nn.Module, metaclass=_LayerMeta):
+class Layer(WeightsMixin, metaclass=LayerMeta):
     """Base class of every rnnkit layer and cell (see module docstring)."""
 
-    __signature__ = _InitSignature()
+    __signature__ = InitSignature()
 
     def __init__(
         self,
@@ -154,14 +82,14 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
                 + (f"; did you mean {', '.join(hints)}?" if hints else "")
                 + f" See help({type(self).__name__}) for the accepted arguments."
             )
-        self.name = name or _default_name(type(self))
+        self.name = name or default_name(type(self))
         self._dtype = resolve_dtype(dtype, f"layer {self.name!r}")
         self._trainable = bool(trainable)
         self.built = preset_built
         self._weight_records: list[dict] = []
         self._activity_losses: list[torch.Tensor] = []
         self.activity_regularizer = regularizers_mod.get(activity_regularizer)
-        self._build_shape = _eager_build_shape(
+        self._build_shape = eager_build_shape(
             self.name, input_shape, input_dim, input_length, batch_input_shape, batch_size
         )
 
@@ -267,229 +195,6 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
     def call(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must override `call` or `forward`")
 
-    # ---------------------------------------------------------------- weights
-    @property
-    def dtype(self) -> torch.dtype:
-        for rec in self.__dict__.get("_weight_records", ()):  # per call: weight_by_key inlined
-            p = self._parameters.get(rec["key"])
-            return (p if p is not None else getattr(self, rec["key"])).dtype
-        return self.__dict__.get("_dtype", torch.get_default_dtype())
-
-    def weight_by_key(self, key: str) -> torch.Tensor:
-        """The live tensor of this layer's weight ``key`` (looked up by name when used).
-
-        The registered parameter, or, under a ``torch.nn.utils.parametrize``
-        parametrization (``weight_norm`` ...), the parametrized value: records
-        never hold tensors, so ``load_state_dict(assign=True)``, ``to_empty()``
-        and parametrizations never leave them stale.
-        """
-        p = self._parameters.get(key)
-        return p if p is not None else getattr(self, key)
-
-    def add_weight(
-        self,
-        shape: tuple = (),
-        initializer: Any = None,
-        name: str | None = None,
-        regularizer: Any = None,
-        constraint: Any = None,
-        trainable: bool = True,
-        dtype: Any = None,
-        **_keras_only: Any,
-    ) -> torch.nn.Parameter:
-        """Create, register and return a ``torch.nn.Parameter`` of ``shape``.
-
-        ``initializer`` defaults to ``glorot_uniform`` (Keras's default for
-        float weights). ``_keras_only`` swallows Keras arguments with no torch
-        meaning (``autocast``, ``aggregation``, ``use_resource``...).
-        """
-        dtype = resolve_dtype(dtype, f"layer {self.name!r}") if dtype is not None else self._dtype
-        shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
-        init = initializers_mod.get(initializer if initializer is not None else "glorot_uniform")
-        with torch.no_grad():
-            value = init(shape, dtype=dtype)
-        value = torch.as_tensor(value, dtype=dtype, device=self.__dict__.get("_device_hint"))
-        param = torch.nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
-        base = re.sub(r"\W", "_", name or "weight")
-        key, i = base, 1
-        while key in self._parameters or hasattr(type(self), key):
-            key, i = f"{base}_{i}", i + 1
-        self.register_parameter(key, param)
-        self._weight_records.append(
-            {
-                "name": name or key,
-                "key": key,
-                "trainable": bool(trainable),
-                "regularizer": regularizers_mod.get(regularizer),
-                "constraint": constraints_mod.get(constraint),
-            }
-        )
-        return param
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # `self.kernel = self.add_weight(name="w")` keeps one registration,
-        # under the attribute name, so state_dict holds no duplicates.
-        if "_modules" not in self.__dict__ and isinstance(value, (torch.nn.Module, torch.nn.Parameter)):
-            # TF 2.0 style: a sub-layer assigned before super().__init__().
-            torch.nn.Module.__init__(self)
-        records = self.__dict__.get("_weight_records")
-        if isinstance(value, torch.nn.Parameter) and records is not None:
-            params = self._parameters
-            rec = next((r for r in records if params.get(r["key"]) is value), None)
-            if rec is None and self.__dict__.get("_loading_assign"):
-                # load_state_dict(assign=True): a new tensor for the same weight, which keeps its record
-                rec = next((r for r in records if r["key"] == name), None)
-            # A weight replaced under this attribute name is no longer the layer's.
-            records[:] = [r for r in records if r is rec or r["key"] != name]
-            if rec is None:
-                # A plain torch Parameter (PyTorch style) is one of the layer's own weights too.
-                records.append({"name": name, "key": name, "trainable": value.requires_grad,
-                                "regularizer": None, "constraint": None})
-                if not self._trainable:
-                    value.requires_grad_(False)
-            elif rec["key"] != name:
-                self._parameters.pop(rec["key"], None)
-                rec["key"] = name
-        super().__setattr__(name, value)
-
-    def _sublayers(self) -> Iterator[torch.nn.Module]:
-        """Direct sub-layers (through containers), in attachment order."""
-
-        def walk(module):
-            for child in module.children():
-                containers = (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Sequential)
-                if isinstance(child, Layer) or not isinstance(child, containers):
-                    yield child
-                else:
-                    yield from walk(child)
-
-        return walk(self)
-
-    @property
-    def trainable_weights(self) -> list[torch.Tensor]:
-        if not self._trainable:
-            return []
-        own = [self.weight_by_key(r["key"]) for r in self._weight_records if r["trainable"]]
-        return own + [w for sub in self._sublayers() for w in _sub_weights(sub, True)]
-
-    @property
-    def non_trainable_weights(self) -> list[torch.Tensor]:
-        if not self._trainable:
-            return self.weights
-        own = [self.weight_by_key(r["key"]) for r in self._weight_records if not r["trainable"]]
-        return own + [w for sub in self._sublayers() for w in _sub_weights(sub, False)]
-
-    @property
-    def weights(self) -> list[torch.Tensor]:
-        return [w for _, _, w in self._weight_slots()]
-
-    def _weight_slots(self) -> list[tuple[Layer | None, str | None, torch.Tensor]]:
-        """``(owner, key, tensor)`` per weight in ``weights`` order; ``owner`` None for plain torch modules."""
-        records = self._weight_records
-        own = [r for r in records if r["trainable"]] + [r for r in records if not r["trainable"]]
-        slots: list[tuple[Layer | None, str | None, torch.Tensor]] = [
-            (self, r["key"], self.weight_by_key(r["key"])) for r in own
-        ]
-        for sub in self._sublayers():
-            if isinstance(sub, Layer) and type(sub).weights is Layer.weights:
-                slots += sub._weight_slots()
-            else:
-                slots += [(None, None, w) for w in _sub_weights(sub, None)]
-        return slots
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Weights as numpy arrays, in Keras order and layout."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
-
-    def set_weights(self, weights: list) -> None:
-        """Set every weight from a list of arrays in Keras order and layout.
-
-        A parametrized weight (``weight_norm`` ...) is assigned through its
-        parametrization's ``right_inverse``.
-        """
-        slots = self._weight_slots() if type(self).weights is Layer.weights else [(None, None, w) for w in self.weights]
-        params = [w for _, _, w in slots]
-        weights = list(weights)
-        if len(weights) != len(params):
-            raise ValueError(
-                f"{self.name}: set_weights expected {len(params)} arrays "
-                f"(shapes {[tuple(p.shape) for p in params]}), got {len(weights)}"
-            )
-        for i, (p, w) in enumerate(zip(params, weights)):
-            arr = w.detach().cpu() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
-            if tuple(arr.shape) != tuple(p.shape):
-                raise ValueError(
-                    f"{self.name}: set_weights array {i} has shape {tuple(arr.shape)}, expected {tuple(p.shape)}"
-                )
-        with torch.no_grad():
-            for (owner, key, p), w in zip(slots, weights):
-                arr = w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(np.asarray(w))
-                arr = arr.to(dtype=p.dtype, device=p.device)
-                if owner is not None and key not in owner._parameters:
-                    assert key is not None  # a Layer's own slots always carry their weight key
-                    setattr(owner, key, arr)  # parametrized: through right_inverse
-                else:
-                    p.copy_(arr)
-
-    @property
-    def trainable(self) -> bool:
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        self._trainable = bool(value)
-        for rec in self._weight_records:
-            for p in self._leaf_params(rec["key"]):
-                p.requires_grad_(rec["trainable"] and self._trainable)
-        for sub in self._sublayers():
-            if isinstance(sub, Layer):
-                sub.trainable = value
-            else:
-                sub.requires_grad_(bool(value))
-
-    # ------------------------------------------------- regularizers, constraints
-    @property
-    def losses(self) -> list[torch.Tensor]:
-        """Regularization penalties of all weights plus activity penalties."""
-        out = self._own_losses()
-        for sub in self._sublayers():
-            if isinstance(sub, Layer):
-                out += sub.losses
-        return out
-
-    def _own_losses(self) -> list[torch.Tensor]:
-        """This layer's own penalties: its weights' regularizers and its activity penalties."""
-        records = [r for r in self._weight_records if r["regularizer"] is not None]
-        return [r["regularizer"](self.weight_by_key(r["key"])) for r in records] + list(self._activity_losses)
-
-    def _leaf_params(self, key: str) -> list[torch.nn.Parameter]:
-        """The parameters behind weight ``key``: itself, or a parametrization's originals."""
-        p = self._parameters.get(key)
-        if p is not None:
-            return [p]
-        # torch.nn.utils.parametrize registers ``parametrizations`` as a ModuleDict keyed by weight name
-        parametrizations = cast("torch.nn.ModuleDict | None", self._modules.get("parametrizations"))
-        if parametrizations is None or key not in parametrizations:
-            return []
-        return list(parametrizations[key].parameters())
-
-    def apply_constraints(self) -> None:
-        """Project every constrained weight in place (call after optimizer.step())."""
-        with torch.no_grad():
-            for rec in self._weight_records:
-                if rec["constraint"] is not None:
-                    key = rec["key"]
-                    value = rec["constraint"](self.weight_by_key(key))
-                    if key in self._parameters:
-                        param = self._parameters[key]
-                        assert param is not None, f"weight {key!r} is registered as None"
-                        param.copy_(value)
-                    else:
-                        setattr(self, key, value)  # parametrized: through right_inverse
-            for sub in self._sublayers():
-                if isinstance(sub, Layer):
-                    sub.apply_constraints()
-
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:
         """``name``, ``trainable``, ``dtype`` (and ``activity_regularizer``), plus, for a class that
@@ -511,6 +216,8 @@ class Layer(torch.nn.Module, metaclass=_LayerMeta):
                 config = {k: v for k, v in config.items() if k in params}  # only what __init__ takes back
             config.update(auto)
         return config
+
+    get_config.records_constructor = True  # type: ignore[attr-defined]  # read by LayerMeta
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> Layer:
@@ -561,66 +268,3 @@ def regularization_losses(model: torch.nn.Module) -> list[torch.Tensor]:
     return [loss for m in model.modules() if isinstance(m, Layer) for loss in m._own_losses()]
 
 
-_BASE_CONFIG = ("name", "trainable", "dtype", "activity_regularizer")  # written by Layer.get_config itself
-_EAGER_BUILD_ARGS = ("input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
-
-
-def _constructor_config(cls: type[Layer], args: tuple, kwargs: dict) -> dict | None:
-    """Keras 3's auto config: the constructor arguments by name, or None when they are not plain values."""
-    try:
-        signature = inspect.signature(cls.__init__)
-        bound = signature.bind(None, *args, **kwargs)
-    except (TypeError, ValueError):
-        return None
-    bound.apply_defaults()
-    config: dict = {}
-    for i, (name, value) in enumerate(bound.arguments.items()):
-        kind = signature.parameters[name].kind
-        if i == 0:
-            continue  # self
-        if kind is inspect.Parameter.POSITIONAL_ONLY or (kind is inspect.Parameter.VAR_POSITIONAL and value):
-            return None  # cannot go back through cls(**config)
-        if kind is inspect.Parameter.VAR_KEYWORD:
-            config.update(value)
-        elif kind is not inspect.Parameter.VAR_POSITIONAL:
-            config[name] = value
-    for key in _BASE_CONFIG:
-        config.pop(key, None)
-    for key in _EAGER_BUILD_ARGS:
-        if config.get(key, 0) is None:
-            del config[key]  # unset: the Layer defaults
-    return config if _plain(config) else None
-
-
-def _plain(value: Any) -> bool:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
-
-
-def _sub_weights(module: torch.nn.Module, trainable: bool | None) -> list[torch.Tensor]:
-    if isinstance(module, Layer):
-        if trainable is None:
-            return module.weights
-        return module.trainable_weights if trainable else module.non_trainable_weights
-    params: list[torch.Tensor] = list(module.parameters())
-    if trainable is None:
-        return params
-    return [p for p in params if p.requires_grad == trainable]
-
-
-def _eager_build_shape(name, input_shape, input_dim, input_length, batch_input_shape, batch_size):
-    """Full input shape (batch first) implied by Keras's eager-build arguments."""
-    if batch_input_shape is not None:
-        return tuple(batch_input_shape)
-    if input_shape is not None:
-        return (batch_size,) + tuple(input_shape)
-    if input_dim is not None:
-        return (batch_size, input_length, int(input_dim))
-    if input_length is not None:
-        raise ValueError(f"{name}: input_length= needs input_dim= to build the layer")
-    return None

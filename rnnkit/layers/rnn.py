@@ -24,7 +24,7 @@ arguments, as Keras's ``RNN.inner_loop`` does.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,8 +47,8 @@ from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, select_path
-
-_FLAT = "flat"  # RNN._states_structure of a flat list of states
+from rnnkit.layers.prepared import PreparedCall
+from rnnkit.layers.state_buffers import StateBuffers
 
 
 def _fused_choice(name: str, value: Any) -> Any:
@@ -64,7 +64,7 @@ def _fused_choice(name: str, value: Any) -> Any:
     cell="A cell (an object with ``state_size`` and ``call(inputs, states) -> (output, new_states)``, see "
          "``rnnkit.core.protocol``) or a list of cells (run as ``StackedRNNCells``).",
 )
-class RNN(Layer):
+class RNN(StateBuffers, Layer):
     """Generic recurrent layer; see the module docstring for the call contract."""
 
     def __init__(
@@ -102,81 +102,6 @@ class RNN(Layer):
         method = cell_method(cell)
         self._cell_takes_training = call_accepts(method, "training")
         self._cell_takes_constants = call_accepts(method, "constants")
-
-    # ----------------------------------------------------------------- states
-    @property
-    def states(self) -> list | None:
-        """A stateful layer's stored states, nested as the cell's own; None before there are any.
-
-        They are persistent buffers ``state_0``, ``state_1``, ... (depth-first
-        order), so they follow ``.to()`` / ``.double()`` and travel in
-        ``state_dict()``: a stream resumes after a checkpoint.
-        """
-        n = self.__dict__.get("_n_states", 0)
-        if not n:
-            return None
-        buffers = self._buffers
-        leaves = [buffers[f"state_{i}"] for i in range(n)]
-        structure = self.__dict__.get("_states_structure")
-        if structure is None:  # loaded from a state_dict into a fresh layer: the cell's nesting
-            nested = self._nest(leaves)
-            structure = _FLAT if nested is leaves else pack_as(nested, [None] * n)
-            self.__dict__["_states_structure"] = structure
-        return leaves if structure == _FLAT else pack_as(structure, leaves)  # (==: copies hold equal strings)
-
-    @states.setter
-    def states(self, value: list | None) -> None:
-        self._store_states(value)
-
-    def _store_states(self, value: list | None) -> None:
-        """Register ``value``'s tensors as the state buffers ``state_0``, ``state_1``, ... and keep its nesting."""
-        structure = None
-        if value is None:
-            leaves = []
-        elif all(isinstance(v, torch.Tensor) for v in value):
-            leaves, structure = list(value), _FLAT
-        else:
-            leaves = flatten(value)
-            structure = pack_as(value, [None] * len(leaves))
-        buffers = self._buffers
-        for i in range(len(leaves), self.__dict__.get("_n_states", 0)):
-            del buffers[f"state_{i}"]
-        for i, t in enumerate(leaves):
-            buffers[f"state_{i}"] = t
-        self.__dict__["_n_states"] = len(leaves)
-        self.__dict__["_states_structure"] = structure
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        if self.__dict__.get("_n_states", 0):  # the 'zeroed' flag travels with the states
-            destination[prefix + "states_zeroed"] = torch.tensor(self._states_zeroed)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs) -> None:
-        stored: list[torch.Tensor] = []  # (a layer that is not stateful reports them as unexpected)
-        while self.stateful and f"{prefix}state_{len(stored)}" in state_dict:
-            stored.append(state_dict[f"{prefix}state_{len(stored)}"])
-        # ``_store_states`` registers every state buffer as a tensor
-        current = [cast(torch.Tensor, self._buffers[f"state_{i}"]) for i in range(self.__dict__.get("_n_states", 0))]
-        if [tuple(t.shape) for t in stored] != [tuple(t.shape) for t in current]:
-            # states exist after a call with a known batch size: the checkpoint's define them
-            if stored:
-                device = self._device() or self.__dict__.get("_device_hint")
-                # nested as the cell's own states once the cell is loaded (structure None)
-                self._store_states([torch.empty(t.shape, dtype=self.dtype, device=device) for t in stored])
-                self.__dict__["_states_structure"] = None
-            elif any(k.startswith(prefix) for k in state_dict):
-                self.states = None  # a checkpoint taken before the first call
-        flag = prefix + "states_zeroed"
-        if flag in state_dict:
-            self._states_zeroed = bool(state_dict[flag])
-            state_dict = {k: v for k, v in state_dict.items() if k != flag}
-        elif stored:
-            self._states_zeroed = False
-        elif self.states is None:
-            self._states_zeroed = True
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
@@ -318,6 +243,10 @@ class RNN(Layer):
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         return self.prepare(sequences, initial_state, mask, training, constants).run()
 
+    def path_for(self, call: PreparedCall) -> Plan:
+        """The path (fused kernel, hoisted or generic loop) a prepared call of this layer takes."""
+        return select_path(self, call.mask, call.training, call.constants is not None)
+
     def _run(self, call: PreparedCall):
         """``(last, outputs, new_states)`` of a prepared call on the path its plan picks."""
         plan = call.plan()
@@ -447,45 +376,3 @@ class RNN(Layer):
     def extra_repr(self) -> str:
         flags = [k for k, v in self._rnn_config().items() if v is True]
         return f"name={self.name!r}" + (", " + ", ".join(flags) if flags else "")
-
-
-class PreparedCall:
-    """One call of a recurrent layer, its arguments converted and validated.
-
-    ``layer.prepare(sequences, initial_state, mask, training, constants)``
-    makes it; every path (generic loop, hoisted loop, fused kernel, the
-    bidirectional kernel) runs on its fields:
-
-    * ``inputs``: batch-major ``(batch, timesteps, features...)`` in the layer's
-      dtype and on its device (``time_major`` inputs are transposed here, the
-      one layout conversion);
-    * ``states``: the initial states (given, stored by a stateful layer, or
-      the cell's), nested as the cell's own;
-    * ``mask``: boolean ``(batch, timesteps)`` or None; ``training``: a bool;
-      ``constants``: a list of tensors or None.
-
-    ``plan()`` says which path the call takes (:func:`rnnkit.explain`),
-    ``run()`` runs it and returns what the layer's call returns, and
-    ``finish(last, outputs, new_states)`` turns a path's raw results into that
-    return value (stateful bookkeeping included).
-    """
-
-    __slots__ = ("layer", "inputs", "states", "mask", "training", "constants")
-
-    def __init__(self, layer: RNN, inputs: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
-                 constants: list | None) -> None:
-        self.layer = layer
-        self.inputs = inputs
-        self.states = states
-        self.mask = mask
-        self.training = training
-        self.constants = constants
-
-    def plan(self) -> Plan:
-        return select_path(self.layer, self.mask, self.training, self.constants is not None)
-
-    def run(self) -> Any:
-        return self.finish(*self.layer._run(self))
-
-    def finish(self, last: torch.Tensor, outputs: torch.Tensor, new_states: list) -> Any:
-        return self.layer._finish(last, outputs, new_states, self.mask)

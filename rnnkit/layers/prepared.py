@@ -1,0 +1,53 @@
+"""``PreparedCall``: one call of a recurrent layer, its arguments converted and validated."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from rnnkit.kernels.path import Plan
+    from rnnkit.layers.rnn import RNN
+
+
+class PreparedCall:
+    """One call of a recurrent layer, its arguments converted and validated.
+
+    ``layer.prepare(sequences, initial_state, mask, training, constants)``
+    makes it; every path (generic loop, hoisted loop, fused kernel, the
+    bidirectional kernel) runs on its fields:
+
+    * ``inputs``: batch-major ``(batch, timesteps, features...)`` in the layer's
+      dtype and on its device (``time_major`` inputs are transposed here, the
+      one layout conversion);
+    * ``states``: the initial states (given, stored by a stateful layer, or
+      the cell's), nested as the cell's own;
+    * ``mask``: boolean ``(batch, timesteps)`` or None; ``training``: a bool;
+      ``constants``: a list of tensors or None.
+
+    ``plan()`` says which path the call takes (:func:`rnnkit.explain`),
+    ``run()`` runs it and returns what the layer's call returns, and
+    ``finish(last, outputs, new_states)`` turns a path's raw results into that
+    return value (stateful bookkeeping included).
+    """
+
+    __slots__ = ("layer", "inputs", "states", "mask", "training", "constants")
+
+    def __init__(self, layer: RNN, inputs: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
+                 constants: list | None) -> None:
+        self.layer = layer
+        self.inputs = inputs
+        self.states = states
+        self.mask = mask
+        self.training = training
+        self.constants = constants
+
+    def plan(self) -> Plan:
+        return self.layer.path_for(self)
+
+    def run(self) -> Any:
+        return self.finish(*self.layer._run(self))
+
+    def finish(self, last: torch.Tensor, outputs: torch.Tensor, new_states: list) -> Any:
+        return self.layer._finish(last, outputs, new_states, self.mask)
