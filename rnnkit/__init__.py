@@ -4,22 +4,47 @@ from rnnkit.cells import ConvLSTMCell, GRUCell, LSTMCell, SimpleRNNCell, Stacked
 from rnnkit.core.loop import rnn
 from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.engine.layer import Layer, regularization_losses
+from rnnkit.io.keras_model import load_keras_model, load_keras_weights, model_from_keras_config
+from rnnkit.io.keras_save import save_keras_model
+from rnnkit.io.torch_nn import from_torch, to_torch
 from rnnkit.kernels.explain import explain
 from rnnkit.layers import (
     GRU,
     LSTM,
     RNN,
+    Activation,
+    Add,
+    Average,
+    BatchNormalization,
     Bidirectional,
+    Concatenate,
+    Conv1D,
     ConvLSTM1D,
     ConvLSTM2D,
     ConvLSTM3D,
     CuDNNGRU,
     CuDNNLSTM,
+    Dense,
+    Dot,
+    Dropout,
     Embedding,
+    Flatten,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    LayerNormalization,
     Masking,
+    Maximum,
+    Minimum,
+    Multiply,
+    Permute,
+    RepeatVector,
+    Reshape,
     SimpleRNN,
+    SpatialDropout1D,
+    Subtract,
+    TimeDistributed,
 )
-from rnnkit.models import Sequential
+from rnnkit.models import Input, Model, Sequential
 
 __version__ = "0.1.0"
 
@@ -39,6 +64,12 @@ __all__ = [
     "Layer",
     "Masking",
     "RNN",
+    "Input",
+    "load_keras_model",
+    "load_keras_weights",
+    "model_from_keras_config",
+    "save_keras_model",
+    "Model",
     "Sequential",
     "SimpleRNN",
     "SimpleRNNCell",
@@ -52,3 +83,7 @@ __all__ = [
     "regularizers",
     "rnn",
 ]
+__all__ += ["Activation", "Add", "Average", "BatchNormalization", "Concatenate", "Conv1D", "Dense", "Dot", "Dropout",
+            "Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization", "Maximum", "Minimum",
+            "Multiply", "Permute", "RepeatVector", "Reshape", "SpatialDropout1D", "Subtract", "TimeDistributed"]
+__all__ += ["from_torch", "to_torch"]

@@ -140,8 +140,9 @@ class GatedCell(Layer):
         self.__dict__["_recurrent_dropout_masks"] = None
 
     @property
-    def _mask_count(self) -> int:
-        """How many masks a sequence draws: one per gate here; ``BuiltinCell`` shares one when it can."""
+    def mask_count(self) -> int:
+        """How many input dropout masks a sequence draws: one per gate here; ``BuiltinCell`` shares one
+        when it can."""
         return self.n_gates
 
     def _draw(self, like: torch.Tensor, rate: float) -> list[torch.Tensor]:
@@ -150,7 +151,7 @@ class GatedCell(Layer):
         generator = None if self._generator is None else self._generator.generator(like.device)
         keep = 1.0 - rate
         masks = []
-        for _ in range(self._mask_count):
+        for _ in range(self.mask_count):
             u = torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
             masks.append((u < keep).to(like.dtype) / keep)
         return masks
@@ -262,7 +263,7 @@ class BuiltinCell(GatedCell):
         return self.bias
 
     @property
-    def _mask_count(self) -> int:
+    def mask_count(self) -> int:
         per_gate = self.implementation == 1 or self.recurrent_dropout > 0
         return self.n_gates if per_gate else 1
 

@@ -173,26 +173,28 @@ class ConvLSTMCell(GatedCell):
         return self._state_shape
 
     @property
-    def _channels_last(self) -> bool:
+    def channels_last(self) -> bool:
+        """Whether the channel axis is the last one (``data_format="channels_last"``)."""
         return self.data_format == "channels_last"
 
-    def _split_shape(self, shape: tuple) -> tuple[tuple, Any]:
+    def split_shape(self, shape: tuple) -> tuple[tuple, Any]:
         """``(spatial, channels)`` of a step shape ``(batch, ...)``."""
-        return (shape[1:-1], shape[-1]) if self._channels_last else (shape[2:], shape[1])
+        return (shape[1:-1], shape[-1]) if self.channels_last else (shape[2:], shape[1])
 
-    def _step_layout(self) -> str:
+    def step_layout(self) -> str:
+        """The axes of one step's input, for error messages: ``"(batch, rows, cols, channels)"`` ..."""
         dims = _SPATIAL[self.rank]
-        return f"(batch, {dims}, channels)" if self._channels_last else f"(batch, channels, {dims})"
+        return f"(batch, {dims}, channels)" if self.channels_last else f"(batch, channels, {dims})"
 
     def compute_output_shape(self, inputs_shape: tuple, states_shape: Any = None) -> tuple:
         """``(output_shape, [h_shape, c_shape])`` for one step of ``inputs_shape`` (Keras convention)."""
         inputs_shape = tuple(inputs_shape)
         if len(inputs_shape) != self.rank + 2:
             raise ValueError(
-                f"{self.name}: expected step inputs of rank {self.rank + 2} {self._step_layout()}, "
+                f"{self.name}: expected step inputs of rank {self.rank + 2} {self.step_layout()}, "
                 f"got shape {inputs_shape}"
             )
-        spatial, _ = self._split_shape(inputs_shape)
+        spatial, _ = self.split_shape(inputs_shape)
         lengths: list[int | None] = []
         for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
             length = None if n is None else conv_output_length(int(n), k, s, d, self.padding)
@@ -204,13 +206,13 @@ class ConvLSTMCell(GatedCell):
                 )
             lengths.append(length)
         out = tuple(lengths)
-        shape = (inputs_shape[0],) + (out + (self.filters,) if self._channels_last else (self.filters,) + out)
+        shape = (inputs_shape[0],) + (out + (self.filters,) if self.channels_last else (self.filters,) + out)
         return shape, [shape, shape]
 
     def build(self, input_shape: tuple) -> None:
         shape = tuple(input_shape)
         state = self.compute_output_shape(shape)[0]
-        spatial, channels = self._split_shape(shape)
+        spatial, channels = self.split_shape(shape)
         if channels is None or None in spatial:
             raise ValueError(
                 f"{self.name}: the channel and spatial dimensions must be known to build, got input shape {shape}"
@@ -236,7 +238,7 @@ class ConvLSTMCell(GatedCell):
         if self._state_shape is None:
             raise ValueError(
                 f"{self.name}: the state shape comes from the input shape; build the cell first "
-                f"(call it, or cell.build(input_shape) with input_shape {self._step_layout()})"
+                f"(call it, or cell.build(input_shape) with input_shape {self.step_layout()})"
             )
         return zero_states([self._state_shape] * 2, batch_size, self.dtype, self.kernel.device)
 
@@ -250,7 +252,7 @@ class ConvLSTMCell(GatedCell):
         """
         r = self.rank
         weight = kernel.permute(r + 1, r, *range(r))  # (out, in, *k): torch's layout
-        if self._channels_last:
+        if self.channels_last:
             x = x.movedim(-1, 1)  # a view: torch reads it as channels_last memory format
         if any(a != b for a, b in pads):
             x = F.pad(x, [p for pair in reversed(pads) for p in pair])
@@ -258,7 +260,7 @@ class ConvLSTMCell(GatedCell):
         else:
             padding = tuple(a for a, _ in pads)
         out = _CONV[r](x, weight, bias, strides, padding, dilation, groups)
-        return out.movedim(1, -1) if self._channels_last else out
+        return out.movedim(1, -1) if self.channels_last else out
 
     def _masked(self, x: torch.Tensor, masks: list[torch.Tensor] | None, channel_axis: int) -> torch.Tensor:
         """``x`` itself, or its four masked copies side by side on the channel axis."""
@@ -271,14 +273,14 @@ class ConvLSTMCell(GatedCell):
         all_steps = x.dim() == self.rank + 3
         if not all_steps and x.dim() != self.rank + 2:
             raise ValueError(
-                f"{self.name}: expected inputs of rank {self.rank + 2} {self._step_layout()} or "
+                f"{self.name}: expected inputs of rank {self.rank + 2} {self.step_layout()} or "
                 f"{self.rank + 3} with a time axis after the batch axis, got shape {tuple(x.shape)}"
             )
         lead = tuple(x.shape[:2]) if all_steps else tuple(x.shape[:1])
         masks = self.dropout_masks(x[:, 0] if all_steps else x, training)
         if masks is not None and all_steps:
             masks = [m.unsqueeze(1) for m in masks]
-        channel_axis = -1 if self._channels_last else len(lead)
+        channel_axis = -1 if self.channels_last else len(lead)
         x = self._masked(x, masks, channel_axis)
         x = x.reshape((-1,) + tuple(x.shape[len(lead):]))  # (batch * time, ...): one convolution
         out = self._conv(x, self.kernel, self.bias, self.strides, self.dilation_rate, self._input_pads,
@@ -288,7 +290,7 @@ class ConvLSTMCell(GatedCell):
     def recurrent_step(self, x_proj: torch.Tensor, states: Any, training: bool = False):
         """Recurrent convolution and gates; ``x_proj`` is one step of :meth:`project_inputs`."""
         h_prev, c_prev = states[0], states[1]
-        channel_axis = -1 if self._channels_last else 1
+        channel_axis = -1 if self.channels_last else 1
         masks = self.recurrent_dropout_masks(h_prev, training)
         ones = (1,) * self.rank
         z = x_proj + self._conv(self._masked(h_prev, masks, channel_axis), self.recurrent_kernel, None, ones, ones,

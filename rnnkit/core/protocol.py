@@ -18,6 +18,7 @@ of layers, kernels or the package above them.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,26 @@ StepFunction = Callable[[Any, tuple], tuple]
 
 
 def call_accepts(fn: Any, arg: str) -> bool:
-    """Whether ``fn`` (a cell's call/forward) takes keyword ``arg``."""
+    """Whether ``fn`` (a cell's call/forward) takes keyword ``arg``.
+
+    Containers ask this for every layer on every call, so the answer is kept
+    per underlying function (a bound method's ``__func__``) and ``arg``.
+    """
+    key = getattr(fn, "__func__", fn)
+    try:
+        answers = _ACCEPTS.setdefault(key, {})
+    except TypeError:  # no weak reference to it (a builtin): not cached
+        return _call_accepts(fn, arg)
+    if arg not in answers:
+        answers[arg] = _call_accepts(fn, arg)
+    return answers[arg]
+
+
+# function (or callable object) -> {argument name: accepted}; weak, so that it keeps nothing alive
+_ACCEPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _call_accepts(fn: Any, arg: str) -> bool:
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from rnnkit.engine.registry import Registry
 
 __all__ = [
-    "linear", "tanh", "sigmoid", "hard_sigmoid", "relu", "elu", "selu",
+    "linear", "tanh", "sigmoid", "hard_sigmoid", "legacy_hard_sigmoid", "relu", "elu", "selu",
     "softplus", "softsign", "silu", "swish", "gelu", "exponential",
     "softmax", "log_softmax", "relu6", "leaky_relu", "mish", "hard_silu",
     "hard_swish", "celu", "hard_tanh", "log_sigmoid", "tanh_shrink",
@@ -50,6 +50,11 @@ def sigmoid(x):
 def hard_sigmoid(x):
     """Keras 3 hard sigmoid: ``relu6(x + 3) / 6``."""
     return F.hardsigmoid(_t(x))
+
+
+def legacy_hard_sigmoid(x):
+    """Keras 2 / tf.keras 2 hard sigmoid: ``clip(0.2 x + 0.5, 0, 1)`` (files written by Keras 2 use it)."""
+    return torch.clamp(0.2 * _t(x) + 0.5, 0.0, 1.0)
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
@@ -173,7 +178,7 @@ def tanh_shrink(x):
 _CANONICAL = {
     fn.__name__: fn
     for fn in (
-        linear, tanh, sigmoid, hard_sigmoid, relu, elu, selu, softplus,
+        linear, tanh, sigmoid, hard_sigmoid, legacy_hard_sigmoid, relu, elu, selu, softplus,
         softsign, silu, gelu, exponential, softmax, log_softmax, relu6,
         leaky_relu, mish, hard_silu, celu, hard_tanh, log_sigmoid,
         tanh_shrink,

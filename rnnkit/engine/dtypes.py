@@ -38,3 +38,19 @@ def resolve_dtype(dtype: Any, where: str = "rnnkit") -> torch.dtype:
     if not out.is_floating_point:
         raise ValueError(f"{where}: dtype must be floating point, got {out}")
     return out
+
+
+_INT_NAMES = {
+    "int8": torch.int8, "int16": torch.int16, "int32": torch.int32, "int64": torch.int64,
+    "uint8": torch.uint8, "bool": torch.bool,
+}
+
+
+def resolve_input_dtype(dtype: Any, where: str = "rnnkit") -> torch.dtype:
+    """What an input may hold: a floating dtype (:func:`resolve_dtype`) or an integer/bool one (token ids)."""
+    if isinstance(dtype, torch.dtype) and not dtype.is_floating_point:
+        return dtype
+    name = str(getattr(dtype, "name", None) or dtype).replace("torch.", "")
+    if name in _INT_NAMES:
+        return _INT_NAMES[name]
+    return resolve_dtype(dtype, where)

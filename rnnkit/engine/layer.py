@@ -32,7 +32,8 @@ import torch
 
 from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.dtypes import resolve_dtype
-from rnnkit.engine.meta import InitSignature, LayerMeta, default_name, eager_build_shape
+from rnnkit.engine.meta import InitSignature, LayerMeta, default_name, eager_build_shape, unexpected_arguments
+from rnnkit.engine.symbolic import is_symbolic, symbolic_call
 from rnnkit.engine.weights import WeightsMixin
 
 
@@ -64,9 +65,6 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
         for k, v in early.items():
             getattr(self, k).update(v)
         if kwargs:
-            import difflib
-            import inspect
-
             # The names the constructors down to here accept (each __init__ that forwards **kwargs adds its base's).
             accepted: set[str] = set()
             for klass in type(self).__mro__:
@@ -76,12 +74,8 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
                 accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - {"self"}
                 if klass is Layer or all(p.kind is not p.VAR_KEYWORD for p in params):
                     break
-            hints = [f"{m[0]!r} for {k!r}" for k in sorted(kwargs) if (m := difflib.get_close_matches(k, accepted, 1))]
-            raise TypeError(
-                f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}"
-                + (f"; did you mean {', '.join(hints)}?" if hints else "")
-                + f" See help({type(self).__name__}) for the accepted arguments."
-            )
+            raise unexpected_arguments(type(self).__name__, kwargs, sorted(accepted),
+                                       f" See help({type(self).__name__}) for the accepted arguments.")
         self.name = name or default_name(type(self))
         self._dtype = resolve_dtype(dtype, f"layer {self.name!r}")
         self._trainable = bool(trainable)
@@ -94,7 +88,9 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
         )
 
     # ------------------------------------------------------------------ build
-    def _finish_init(self) -> None:
+    def finish_init(self) -> None:
+        """Called by the metaclass once the outermost ``__init__`` returned: apply
+        ``trainable=False`` to the sub-layers and build eagerly (``input_shape=`` ...)."""
         if not self._trainable:
             self.trainable = False  # reach the sub-layers created in __init__
         shape = self.__dict__.get("_build_shape")
@@ -173,6 +169,11 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
         return super()._apply(fn, recurse)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args and is_symbolic(args[0]):  # wiring a functional model (rnnkit.Input)
+            if len(args) > 1:
+                raise TypeError(f"{self.name}: on symbolic inputs pass the other call arguments by keyword "
+                                f"(initial_state=..., mask=...), got {len(args) - 1} more positional")
+            return symbolic_call(self, args[0], kwargs)
         if not self.__dict__.get("built", False):
             first = args[0] if args else next(iter(kwargs.values()), None)
             self.build_from(first)
@@ -201,15 +202,24 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
         does not define ``get_config``, its constructor arguments, recorded at construction.
 
         As Keras 3: the recorded arguments (defaults included, ``**kwargs``
-        expanded) are used only when every value is a plain config value
-        (str, int, float, bool, None, or lists, tuples and str-keyed dicts of
-        those); a class with other arguments (a cell object, a function)
-        defines ``get_config`` / ``from_config`` itself.
+        expanded, numpy scalars as Python values) are used only when every
+        value is a plain config value (str, int, float, bool, None, or lists,
+        tuples and str-keyed dicts of those); for a class created with other
+        arguments (a cell object, a function) this raises
+        ``NotImplementedError`` naming the argument: such a class defines
+        ``get_config`` / ``from_config`` itself.
         """
         config = {"name": self.name, "trainable": self.trainable, "dtype": str(self.dtype).replace("torch.", "")}
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = regularizers_mod.serialize(self.activity_regularizer)
         auto = self.__dict__.get("_auto_config")
+        problem = self.__dict__.get("_auto_config_problem")
+        if problem is not None and type(self).get_config is Layer.get_config:
+            raise NotImplementedError(
+                f"{type(self).__name__} ({self.name}) was created with {problem}, so its constructor "
+                f"arguments cannot be recorded as its config: define {type(self).__name__}.get_config() "
+                "(and from_config() when a value needs rebuilding), as in Keras"
+            )
         if auto is not None and type(self).get_config is Layer.get_config:
             params = inspect.signature(type(self).__init__).parameters
             if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -265,6 +275,6 @@ def regularization_losses(model: torch.nn.Module) -> list[torch.Tensor]:
 
         loss = criterion(model(x), y) + sum(rnnkit.regularization_losses(model))
     """
-    return [loss for m in model.modules() if isinstance(m, Layer) for loss in m._own_losses()]
+    return [loss for m in model.modules() if isinstance(m, Layer) for loss in m.own_losses()]
 
 

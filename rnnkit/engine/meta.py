@@ -1,21 +1,25 @@
 """The machinery behind ``Layer``'s construction: names, the metaclass, signatures, auto config.
 
 * ``default_name(cls)``: Keras's snake-cased, numbered default layer names;
-* ``LayerMeta``: runs ``Layer._finish_init`` once the outermost ``__init__``
+* ``LayerMeta``: runs ``Layer.finish_init`` once the outermost ``__init__``
   returned (eager building waits for the subclass's attributes), records the
   constructor arguments of classes without their own ``get_config`` (Keras
   3's auto config), and marks ``build()`` as completing the build;
 * ``InitSignature``: ``inspect.signature(cls)`` is ``cls.__init__``'s;
-* ``eager_build_shape``: the input shape implied by ``input_shape=`` & co.
+* ``eager_build_shape``: the input shape implied by ``input_shape=`` & co.;
+* ``unexpected_arguments``: the error for unknown keyword arguments, with hints.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import re
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 _name_counts: dict[str, int] = {}
@@ -36,7 +40,7 @@ def default_name(cls: type) -> str:
 
 
 class LayerMeta(type):
-    """Runs ``Layer._finish_init`` once the outermost ``__init__`` returned.
+    """Runs ``Layer.finish_init`` once the outermost ``__init__`` returned.
 
     Eager building (``input_shape=`` ...) must wait until the subclass has set
     its own attributes, which in the Keras 3 style happens after
@@ -47,8 +51,10 @@ class LayerMeta(type):
     def __call__(cls, *args, **kwargs):
         obj = super().__call__(*args, **kwargs)
         if getattr(cls.get_config, "records_constructor", False):
-            obj.__dict__["_auto_config"] = constructor_config(cls, args, kwargs)
-        obj._finish_init()
+            config, problem = constructor_config(cls, args, kwargs)
+            obj.__dict__["_auto_config"] = config
+            obj.__dict__["_auto_config_problem"] = problem
+        obj.finish_init()
         return obj
 
     def __init__(cls, name, bases, namespace, **kwargs):
@@ -91,21 +97,29 @@ _BASE_CONFIG = ("name", "trainable", "dtype", "activity_regularizer")  # written
 _EAGER_BUILD_ARGS = ("input_shape", "input_dim", "input_length", "batch_input_shape", "batch_size")
 
 
-def constructor_config(cls: type[torch.nn.Module], args: tuple, kwargs: dict) -> dict | None:
-    """Keras 3's auto config: the constructor arguments by name, or None when they are not plain values."""
+def constructor_config(cls: type[torch.nn.Module], args: tuple, kwargs: dict) -> tuple[dict | None, str | None]:
+    """Keras 3's auto config: ``(the constructor arguments by name, None)``, or ``(None, problem)``
+    when they cannot go back through ``cls(**config)`` (``problem`` names the argument).
+
+    numpy scalars become Python values; any other value that is not plain
+    (str, int, float, bool, None, or lists, tuples and str-keyed dicts of
+    those) makes the arguments unrecordable.
+    """
     try:
         signature = inspect.signature(cls.__init__)
         bound = signature.bind(None, *args, **kwargs)
-    except (TypeError, ValueError):
-        return None
+    except (TypeError, ValueError) as e:
+        return None, f"arguments that do not match its __init__ signature ({e})"
     bound.apply_defaults()
     config: dict = {}
     for i, (name, value) in enumerate(bound.arguments.items()):
         kind = signature.parameters[name].kind
         if i == 0:
             continue  # self
-        if kind is inspect.Parameter.POSITIONAL_ONLY or (kind is inspect.Parameter.VAR_POSITIONAL and value):
-            return None  # cannot go back through cls(**config)
+        if kind is inspect.Parameter.POSITIONAL_ONLY:
+            return None, f"the positional-only argument {name!r}"  # cannot go back through cls(**config)
+        if kind is inspect.Parameter.VAR_POSITIONAL and value:
+            return None, f"variadic positional arguments (*{name})"
         if kind is inspect.Parameter.VAR_KEYWORD:
             config.update(value)
         elif kind is not inspect.Parameter.VAR_POSITIONAL:
@@ -115,17 +129,45 @@ def constructor_config(cls: type[torch.nn.Module], args: tuple, kwargs: dict) ->
     for key in _EAGER_BUILD_ARGS:
         if config.get(key, 0) is None:
             del config[key]  # unset: the Layer defaults
-    return config if _plain(config) else None
+    try:
+        return {key: _plain(value, key) for key, value in config.items()}, None
+    except _NotPlain as e:
+        return None, str(e)
 
 
-def _plain(value: Any) -> bool:
+class _NotPlain(Exception):
+    pass
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as a plain config value (numpy scalars through ``.item()``); ``_NotPlain`` names ``where``."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None or isinstance(value, (str, int, float, bool)):
-        return True
+        return value
     if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if all(a is b for a, b in zip(items, value)):
+            return value  # unchanged (a namedtuple or torch.Size stays one)
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise _NotPlain(f"the argument `{where}` = a {type(value).__name__} object (not a plain config value)")
+
+
+def unexpected_arguments(owner: str, unknown: Iterable[str], accepted: Iterable[str], advice: str) -> TypeError:
+    """The error for unexpected keyword arguments, with a "did you mean" hint for each close match.
+
+    ``owner`` names the class, ``accepted`` lists the argument names it takes
+    and ``advice`` (starting with a space) ends the message.
+    """
+    unknown, accepted = sorted(unknown), list(accepted)
+    hints = [f"{m[0]!r} for {k!r}" for k in unknown if (m := difflib.get_close_matches(k, accepted, 1))]
+    return TypeError(
+        f"{owner}: unexpected keyword argument(s) {unknown}"
+        + (f"; did you mean {', '.join(hints)}?" if hints else "")
+        + advice
+    )
 
 
 def eager_build_shape(name, input_shape, input_dim, input_length, batch_input_shape, batch_size):

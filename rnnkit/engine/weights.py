@@ -221,13 +221,13 @@ class WeightsMixin(torch.nn.Module):
     @property
     def losses(self) -> list[torch.Tensor]:
         """Regularization penalties of all weights plus activity penalties."""
-        out = self._own_losses()
+        out = self.own_losses()
         for sub in self._sublayers():
             if isinstance(sub, WeightsMixin):
                 out += sub.losses
         return out
 
-    def _own_losses(self) -> list[torch.Tensor]:
+    def own_losses(self) -> list[torch.Tensor]:
         """This layer's own penalties: its weights' regularizers and its activity penalties."""
         records = [r for r in self._weight_records if r["regularizer"] is not None]
         return [r["regularizer"](self.weight_by_key(r["key"])) for r in records] + list(self._activity_losses)

@@ -55,7 +55,7 @@ def config_blockers(cell, unroll: bool, training: bool, spec: KernelSpec | None 
         out.append("unroll=True asks for the step-by-step loop")
     if training and cell.recurrent_dropout > 0:
         out.append("recurrent_dropout in training needs a per-step mask on the state")
-    if training and cell.dropout > 0 and cell._mask_count > 1:
+    if training and cell.dropout > 0 and cell.mask_count > 1:
         out.append("implementation=1 dropout uses one input mask per gate")
     if cell.dtype not in (torch.float32, torch.float64) and cell.kernel.device.type == "cpu":
         out.append(f"dtype {cell.dtype} has no fused CPU kernel")

@@ -9,7 +9,8 @@ adding a family or a kernel means adding one file here.
 A spec answers four questions about a cell of its family:
 
 ``matches(cell)``        is it this family, with its step math not overridden
-                         by a subclass (else the generic loop runs it)?
+                         by a subclass (else the generic loop runs it)? It
+                         may read only ``type(cell)``: answers are cached per type.
 ``blockers(cell)``       why its configuration cannot run on the fused kernel
                          (activations, variants without a kernel); empty: it can.
 ``kernel(cell)``         the ``torch`` kernel function (``torch.lstm`` ...), or
@@ -58,18 +59,30 @@ class KernelSpec:
 _SPECS: list[KernelSpec] = []
 
 
+_SPEC_BY_TYPE: dict[type, KernelSpec | None] = {}  # spec_for's answers; matches() reads only the type
+
+
 def register(spec: KernelSpec) -> KernelSpec:
     """Add ``spec`` to the specs :func:`spec_for` consults (newest first)."""
     _SPECS.insert(0, spec)
+    _SPEC_BY_TYPE.clear()
     return spec
 
 
 def spec_for(cell: Any) -> KernelSpec | None:
-    """The spec whose family ``cell`` belongs to, unmodified; ``None`` for any other cell."""
-    for spec in _SPECS:
-        if spec.matches(cell):
-            return spec
-    return None
+    """The spec whose family ``cell`` belongs to, unmodified; ``None`` for any other cell.
+
+    Kept per ``type(cell)`` (``matches`` depends on the class only; every
+    layer call asks), until the next :func:`register`.
+    """
+    kind = type(cell)
+    try:
+        return _SPEC_BY_TYPE[kind]
+    except KeyError:
+        pass
+    found = next((spec for spec in _SPECS if spec.matches(cell)), None)
+    _SPEC_BY_TYPE[kind] = found
+    return found
 
 
 def family_of(cell: Any) -> KernelSpec | None:

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from rnnkit.cells.args import documented
+from rnnkit.core.protocol import cell_output_size
 from rnnkit.core.sequences import count_states
 from rnnkit.core.tree import flatten
 from rnnkit.engine.layer import Layer
@@ -53,6 +54,14 @@ def _copy_layer(layer: RNN, name: str, go_backwards: bool) -> RNN:
     return type(layer).from_config(config, custom_objects=_classes_in(layer))
 
 
+def _output_size(layer: RNN) -> Any:
+    """Size of one step of the layer's output (``filters`` for a ConvLSTM not built yet), or None."""
+    size = cell_output_size(layer.cell)
+    if size is None:
+        size = getattr(layer.cell, "filters", None)
+    return tuple(size) if isinstance(size, (list, tuple)) else size
+
+
 def _merge(mode: str | None, y: torch.Tensor, y_rev: torch.Tensor) -> Any:
     if mode == "concat":
         return torch.cat([y, y_rev], dim=-1)
@@ -72,9 +81,9 @@ def _merge(mode: str | None, y: torch.Tensor, y_rev: torch.Tensor) -> Any:
                "``\"ave\"``, or ``None`` for the list ``[forward, backward]``.",
     weights="Optional list of arrays, forward weights then backward ones, set once the layer is built.",
     backward_layer="Optional recurrent layer for the backward half (any cell type or state structure; it must "
-                   "agree on ``return_sequences``, ``return_state``, ``stateful``, ``time_major`` and "
-                   "``units`` and run in the other direction). Default: a copy of ``layer`` with "
-                   "``go_backwards`` inverted.",
+                   "agree on ``return_sequences``, ``return_state``, ``stateful`` and ``time_major`` and run in "
+                   "the other direction; its output size may differ only with ``merge_mode`` ``\"concat\"`` "
+                   "or ``None``). Default: a copy of ``layer`` with ``go_backwards`` inverted.",
 )
 class Bidirectional(Layer):
     """Wrap a recurrent layer (``RNN``, ``LSTM``, ``GRU``, ``SimpleRNN``, ``ConvLSTM*``); see the module docstring."""
@@ -98,13 +107,15 @@ class Bidirectional(Layer):
         self._explicit_backward = backward_layer is not None
         # As Keras: the forward layer is a fresh copy from the config (it
         # carries no state of the given layer); the backward one likewise,
-        # with go_backwards inverted, unless given.
-        base = layer.name.removeprefix("forward_").removeprefix("backward_")
-        self.forward_layer = _copy_layer(layer, f"forward_{base}", layer.go_backwards)
+        # with go_backwards inverted, unless given. Names as Keras 3's: each
+        # copy drops only its own prefix ("forward_x" -> "forward_x", "backward_forward_x").
+        self.forward_layer = _copy_layer(layer, f"forward_{layer.name.removeprefix('forward_')}", layer.go_backwards)
         if backward_layer is None:
-            backward_layer = _copy_layer(layer, f"backward_{base}", not layer.go_backwards)
+            backward_layer = _copy_layer(
+                layer, f"backward_{layer.name.removeprefix('backward_')}", not layer.go_backwards
+            )
         else:
-            self._check_backward(layer, backward_layer)
+            self._check_backward(layer, backward_layer, merge_mode)
         self.backward_layer = backward_layer
         # Keras forces zero outputs at masked steps when returning sequences,
         # so that the flipped backward sequence is zero on the padding.
@@ -112,15 +123,15 @@ class Bidirectional(Layer):
             sub.zero_output_for_mask = sub.return_sequences
         self.merge_mode = merge_mode
         self._initial_weights = weights
-        if self._build_shape is None and layer.built and layer._feature_shape is not None:
+        if self._build_shape is None and layer.built and layer.feature_shape is not None:
             # the wrapped layer was built eagerly (input_shape=...): so are the copies
-            self._build_shape = (None, None) + tuple(layer._feature_shape)
+            self._build_shape = (None, None) + tuple(layer.feature_shape)
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.stateful = layer.stateful
         self.time_major = layer.time_major
 
-    def _check_backward(self, layer: RNN, backward: Any) -> None:
+    def _check_backward(self, layer: RNN, backward: Any, merge_mode: str | None) -> None:
         if not isinstance(backward, RNN):
             raise TypeError(f"{self.name}: backward_layer must be a recurrent layer, got {type(backward).__name__}")
         for attr in ("return_sequences", "return_state", "stateful", "time_major"):
@@ -134,9 +145,15 @@ class Bidirectional(Layer):
                 f"{self.name}: backward_layer must process in the opposite direction: both have "
                 f"go_backwards={layer.go_backwards}"
             )
-        f_units, b_units = getattr(layer, "units", None), getattr(backward, "units", None)
-        if f_units is not None and b_units is not None and f_units != b_units:
-            raise ValueError(f"{self.name}: forward layer has {f_units} units, backward_layer has {b_units}")
+        # As Keras 3: the halves may differ in width (LSTM(4) forwards, GRU(3) backwards:
+        # 7 features with concat), but sum, mul and ave need equal ones.
+        f_size, b_size = _output_size(layer), _output_size(backward)
+        if merge_mode in ("sum", "mul", "ave") and None not in (f_size, b_size) and f_size != b_size:
+            raise ValueError(
+                f"{self.name}: merge_mode={merge_mode!r} needs forward and backward outputs of the same size: "
+                f"forward layer has output size {f_size}, backward_layer has {b_size} "
+                "(use merge_mode='concat' or None for halves of other sizes)"
+            )
         # The two cells may differ in type and states (LSTM forward, GRU backward):
         # initial_state, return_state and reset_states use each half's own count.
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
+
 from rnnkit.cells.args import arguments, documented
 from rnnkit.cells.base import BuiltinCell
 from rnnkit.cells.gru import GRUCell
@@ -79,6 +81,31 @@ class BuiltinRNN(RNN):
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> BuiltinRNN:
         return cls(**config)
+
+    @classmethod
+    def from_torch(cls, module: torch.nn.RNNBase, *, return_state: bool = False,
+                   ignore_dropout: bool = False) -> Any:
+        """The rnnkit layer computing exactly what ``module`` (this layer's ``torch.nn`` twin) computes.
+
+        ``LSTM.from_torch(torch.nn.LSTM(...))``, likewise ``GRU`` and
+        ``SimpleRNN`` (``torch.nn.RNN``). A one-layer unidirectional module
+        gives an instance of this class; ``num_layers > 1`` an ``RNN`` over
+        stacked cells, ``bidirectional`` a ``Bidirectional`` (a ``Sequential``
+        of them for several layers). Outputs, states and refusals:
+        :mod:`rnnkit.io.torch_nn`.
+        """
+        from rnnkit.io.torch_nn import from_torch  # io sits above the layers
+
+        return from_torch(module, return_state=return_state, ignore_dropout=ignore_dropout, layer_class=cls)
+
+    def to_torch(self, *, ignore_dropout: bool = False) -> torch.nn.RNNBase:
+        """The ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` computing exactly what this layer computes.
+
+        See :func:`rnnkit.io.torch_nn.to_torch` (outputs, states, refusals).
+        """
+        from rnnkit.io.torch_nn import to_torch
+
+        return to_torch(self, ignore_dropout=ignore_dropout)
 
 
 @documented()

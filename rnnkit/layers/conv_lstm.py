@@ -78,7 +78,7 @@ class ConvLSTM(BuiltinRNN):
 
     def _layout(self) -> str:
         lead = "(timesteps, batch" if self.time_major else "(batch, timesteps"
-        return self.cell._step_layout().replace("(batch", lead)
+        return self.cell.step_layout().replace("(batch", lead)
 
     def _check_rank(self, shape: tuple) -> None:
         if len(shape) != self.rank + 3:
@@ -97,8 +97,8 @@ class ConvLSTM(BuiltinRNN):
         if self._feature_shape is None or tuple(shape[2:]) == tuple(self._feature_shape):
             return
         cell = self.cell
-        spatial, channels = cell._split_shape((None,) + tuple(shape[2:]))
-        axis = "last" if cell._channels_last else "third"
+        spatial, channels = cell.split_shape((None,) + tuple(shape[2:]))
+        axis = "last" if cell.channels_last else "third"
         if channels != cell.input_dim:
             raise ValueError(
                 f"{self.name}: expected {cell.input_dim} input channels ({axis} axis, "

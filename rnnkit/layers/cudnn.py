@@ -3,24 +3,42 @@
 They are ``LSTM`` / ``GRU(reset_after=True)`` with the activations fixed
 (``tanh``, ``sigmoid``), no dropout, and the fused kernel required
 (``use_fused=True``): cuDNN on a GPU, oneDNN / the native kernel on CPU, so
-cuDNN itself is not needed. Same weights, same numbers as ``LSTM`` / ``GRU``.
+cuDNN itself is not needed. Same numbers as ``LSTM`` / ``GRU`` with the same weights, once
+converted from tf.keras 2's CuDNN layout (below).
 
 Arguments are the Keras 2 ones only; anything else (``activation``,
 ``dropout``...) is a ``TypeError`` that points to ``LSTM`` / ``GRU``.
-``set_weights`` also takes Keras 2's own CuDNN bias layouts: ``(8*units,)``
-for CuDNNLSTM (input then recurrent bias, summed) and ``(6*units,)`` for
-CuDNNGRU (reshaped to ``(2, 3*units)``).
+
+Weights: ``get_weights()`` / ``set_weights()`` speak tf.keras 2's CuDNN
+layout, what its ``CuDNNLSTM`` / ``CuDNNGRU`` hold: each gate's input kernel
+block is cuDNN's row-major ``(units, input_dim)`` matrix read as
+``(input_dim, units)``, each recurrent block is the transpose of Keras's, and
+the bias is ``(8*units,)`` (CuDNNLSTM: input then recurrent biases) or
+``(6*units,)`` (CuDNNGRU). The conversion lives in :mod:`rnnkit.kernels.lstm`
+and :mod:`rnnkit.kernels.gru` (``cudnn_lstm_to_keras`` ...). As tf.keras 2's
+weight loader does, ``set_weights`` also takes the plain ``LSTM`` /
+``GRU(reset_after=True)`` layout, told apart by the bias shape (``(4*units,)``
+/ ``(2, 3*units)``). Inside, the parameters (``weights``, ``state_dict()``)
+are in the plain Keras layout, as ``LSTM`` / ``GRU`` hold them. CuDNNLSTM's
+``get_weights`` splits the summed bias in equal halves (tf.keras 2's converter
+does the same): only the sum of the two halves is used. A container
+(``Bidirectional``, ``Sequential``) lists its layers' parameters, so its own
+``get_weights`` gives them in the plain layout; its ``set_weights`` takes either.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from rnnkit.cells.args import arguments, documented
+from rnnkit.engine.meta import unexpected_arguments
+from rnnkit.kernels.gru import cudnn_gru_to_keras, keras_to_cudnn_gru
+from rnnkit.kernels.lstm import cudnn_lstm_to_keras, keras_to_cudnn_lstm
 from rnnkit.layers.builtin import GRU, LSTM
 
 if TYPE_CHECKING:  # the mixin's hosts' base: where ``super()`` and ``_init_from`` resolve in CuDNNLSTM / CuDNNGRU
@@ -39,24 +57,42 @@ class _CuDNNMixin(_MixinBase):
 
     base_name = ""
     fixed: dict = {}
+    n_gates = 0
+    # tf.keras 2 CuDNN layout <-> plain Keras layout: (kernel, recurrent_kernel, bias) -> list
+    from_cudnn: Callable[..., list]
+    to_cudnn: Callable[..., list]
 
     def _init_keras2(self, args: dict, kwargs: dict) -> None:
         """Refuse what Keras 2's layer did not take (in ``kwargs``), then build the base layer, fused-only."""
         accepted = self._keras2_args()
         unknown = sorted(k for k in kwargs if k not in _LAYER)
         if unknown:
-            hints = [f"{m[0]!r} for {k!r}" for k in unknown if (m := difflib.get_close_matches(k, accepted, 1))]
-            raise TypeError(
-                f"{type(self).__name__}: unexpected keyword argument(s) {unknown}"
-                + (f"; did you mean {', '.join(hints)}?" if hints else "")
-                + f" Keras 2's {type(self).__name__} has only {list(accepted)}"
-                f" - use rnnkit.{self.base_name} for the others"
+            raise unexpected_arguments(
+                type(self).__name__, unknown, accepted,
+                f" Keras 2's {type(self).__name__} has only {list(accepted)}"
+                f" - use rnnkit.{self.base_name} for the others",
             )
         self._init_from(dict(args, use_fused=True, **self.fixed), kwargs)
 
     @classmethod
     def _keras2_args(cls) -> tuple:
         return tuple(k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "kwargs"))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights in tf.keras 2's CuDNN layout (see the module docstring)."""
+        weights = super().get_weights()
+        return self.to_cudnn(*weights) if len(weights) == 3 else weights
+
+    def set_weights(self, weights: list) -> None:
+        """Set the weights from tf.keras 2's CuDNN layout, or from the plain Keras layout (by the bias shape)."""
+        weights = [w.detach().cpu().numpy() if isinstance(w, torch.Tensor) else w for w in weights]
+        if len(weights) == 3 and np.shape(weights[2]) == self.cudnn_bias_shape():
+            weights = self.from_cudnn(*weights)
+        super().set_weights(weights)
+
+    def cudnn_bias_shape(self) -> tuple:
+        """Shape of tf.keras 2's CuDNN bias for this layer."""
+        return (2 * self.n_gates * self.units,)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -73,10 +109,14 @@ class CuDNNLSTM(_CuDNNMixin, LSTM):
     """Fused-only LSTM with Keras 2's ``CuDNNLSTM`` arguments (``unit_forget_bias`` included).
 
     ``LSTM(use_fused=True)`` with ``tanh`` / ``sigmoid`` and no dropout:
-    the same weights and numbers as ``LSTM`` (gate order ``i f c o``).
+    the same numbers as ``LSTM`` (gate order ``i f c o``) with the same weights;
+    ``get_weights`` / ``set_weights`` in tf.keras 2's ``CuDNNLSTM`` layout (module docstring).
     """
 
     base_name = "LSTM"
+    n_gates = 4
+    from_cudnn = staticmethod(cudnn_lstm_to_keras)
+    to_cudnn = staticmethod(keras_to_cudnn_lstm)
 
     def __init__(
         self,
@@ -103,24 +143,21 @@ class CuDNNLSTM(_CuDNNMixin, LSTM):
     ) -> None:
         self._init_keras2(arguments(locals()), kwargs)
 
-    def set_weights(self, weights: list) -> None:
-        weights = list(weights)
-        if len(weights) == 3 and np.shape(weights[2]) == (8 * self.units,):
-            bias = np.asarray(weights[2])
-            weights[2] = bias[: 4 * self.units] + bias[4 * self.units :]
-        super().set_weights(weights)
-
 
 @documented(kwargs=_KWARGS.format("GRU"))
 class CuDNNGRU(_CuDNNMixin, GRU):
     """Fused-only GRU with Keras 2's ``CuDNNGRU`` arguments.
 
     ``GRU(reset_after=True, use_fused=True)`` with ``tanh`` / ``sigmoid`` and
-    no dropout: the same weights and numbers as ``GRU`` (gate order ``z r h``).
+    no dropout: the same numbers as ``GRU`` (gate order ``z r h``) with the same weights;
+    ``get_weights`` / ``set_weights`` in tf.keras 2's ``CuDNNGRU`` layout (module docstring).
     """
 
     base_name = "GRU"
     fixed = {"reset_after": True}
+    n_gates = 3
+    from_cudnn = staticmethod(cudnn_gru_to_keras)
+    to_cudnn = staticmethod(keras_to_cudnn_gru)
 
     def __init__(
         self,
@@ -145,9 +182,3 @@ class CuDNNGRU(_CuDNNMixin, GRU):
         **kwargs: Any,
     ) -> None:
         self._init_keras2(arguments(locals()), kwargs)
-
-    def set_weights(self, weights: list) -> None:
-        weights = list(weights)
-        if len(weights) == 3 and np.shape(weights[2]) == (6 * self.units,):
-            weights[2] = np.asarray(weights[2]).reshape(2, 3 * self.units)
-        super().set_weights(weights)

@@ -3,7 +3,7 @@
 ::
 
     y[b, t, :] = embeddings[x[b, t], :]          embeddings: (input_dim, output_dim)
-    mask[b, t] = x[b, t] != 0                    only with mask_zero=True
+    mask[b, t] = x[b, t] != 0                    only with mask_zero=True (x as given: 0.5 is not masked)
 
 Shapes: ``x`` ``(batch, timesteps)`` of integer ids in ``[0, input_dim)`` (any
 rank works: ``(*dims)`` -> ``(*dims, output_dim)``); float ids are truncated to
@@ -74,8 +74,8 @@ class Embedding(Layer):
 
     Call: ``layer(ids)`` with ``ids`` an integer tensor or numpy array; returns
     ``(*ids.shape, output_dim)`` in ``dtype``. An id outside
-    ``[0, input_dim)`` is an error (checked for CPU inputs; on other devices
-    torch's own kernel check applies).
+    ``[0, input_dim)`` is an error naming the range of the ids (on CPU; on
+    other devices torch's own kernel check applies).
     """
 
     def __init__(
@@ -134,8 +134,8 @@ class Embedding(Layer):
             constraint=self.embeddings_constraint,
         )
 
-    def _ids(self, inputs: Any) -> torch.Tensor:
-        """``inputs`` as an int64 tensor on the weight's device (floats truncated, as Keras casts them)."""
+    def _as_tensor(self, inputs: Any) -> torch.Tensor:
+        """``inputs`` as a tensor on the weight's device, in its own dtype (checked to be numeric)."""
         if not isinstance(inputs, torch.Tensor):
             if not isinstance(inputs, (np.ndarray, np.generic, list, tuple, int)):
                 raise TypeError(
@@ -144,27 +144,35 @@ class Embedding(Layer):
             inputs = torch.as_tensor(np.asarray(inputs))
         if inputs.dtype == torch.bool or inputs.dtype.is_complex:
             raise TypeError(f"{self.name}: inputs must be integer ids, got dtype {inputs.dtype}")
-        return inputs.to(device=self.embeddings.device, dtype=torch.int64)
+        return inputs.to(device=self.embeddings.device)
 
     def call(self, inputs: Any) -> torch.Tensor:
-        ids = self._ids(inputs)
-        if ids.device.type == "cpu" and ids.numel() and not torch.compiler.is_compiling():
+        raw = self._as_tensor(inputs)
+        ids = raw.to(torch.int64)  # floats truncated, as Keras casts them
+        try:
+            out = torch.nn.functional.embedding(ids, self.embeddings)
+        except (IndexError, RuntimeError):
+            # Only now look at the values (a host sync): the usual call has no data-dependent check.
             lo, hi = int(ids.min()), int(ids.max())
             if lo < 0 or hi >= self.input_dim:
                 raise ValueError(
                     f"{self.name}: ids must be in [0, input_dim) = [0, {self.input_dim}), "
                     f"got ids from {lo} to {hi}"
-                )
-        out = torch.nn.functional.embedding(ids, self.embeddings)
+                ) from None
+            raise
         if self.mask_zero:
-            out._keras_mask = ids != 0  # type: ignore[attr-defined]  # convenience only; containers use compute_mask
+            out._keras_mask = raw != 0  # type: ignore[attr-defined]  # convenience only; containers use compute_mask
         return out
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor | None:
-        """``inputs != 0`` with ``mask_zero``, else None (an incoming ``mask`` is replaced, as in Keras)."""
+        """``inputs != 0`` with ``mask_zero``, else None (an incoming ``mask`` is replaced, as in Keras).
+
+        As Keras, the inputs themselves are compared: a float id ``0.5`` is
+        not masked (though it looks up row 0).
+        """
         if not self.mask_zero:
             return None
-        return self._ids(inputs) != 0
+        return self._as_tensor(inputs) != 0
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape) + (self.output_dim,)

@@ -21,8 +21,8 @@ class Masking(Layer):
 
     ``compute_mask(x)`` is ``any(x != mask_value, axis=-1)``: a step is used
     (True) when at least one feature differs from ``mask_value``. The output is
-    ``x`` with the masked steps set to zero (``torch.where``, so a NaN or inf
-    on a masked step does not leak). An incoming mask is replaced, not
+    ``x`` with the masked steps set to zero (``torch.where``: with
+    ``mask_value=inf`` they are 0, not ``inf * 0 = NaN``). An incoming mask is replaced, not
     combined, as in Keras. ``rnnkit.Sequential`` hands the mask to the next
     layer; the output also carries it as ``_keras_mask`` for calls outside a
     container. Holes are allowed: the recurrent layers after it carry their

@@ -47,7 +47,7 @@ class PreparedCall:
         return self.layer.path_for(self)
 
     def run(self) -> Any:
-        return self.finish(*self.layer._run(self))
+        return self.finish(*self.layer.run_prepared(self))
 
     def finish(self, last: torch.Tensor, outputs: torch.Tensor, new_states: list) -> Any:
-        return self.layer._finish(last, outputs, new_states, self.mask)
+        return self.layer.finish_call(last, outputs, new_states, self.mask)

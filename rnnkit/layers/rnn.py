@@ -114,6 +114,11 @@ class RNN(StateBuffers, Layer):
         return list(s) if isinstance(s, (list, tuple)) else [s]
 
     @property
+    def feature_shape(self) -> tuple | None:
+        """The shape of one step's features (the input shape after batch and time), once known."""
+        return self._feature_shape
+
+    @property
     def dtype(self) -> torch.dtype:
         return self.cell.dtype if isinstance(self.cell, Layer) else super().dtype
 
@@ -247,7 +252,7 @@ class RNN(StateBuffers, Layer):
         """The path (fused kernel, hoisted or generic loop) a prepared call of this layer takes."""
         return select_path(self, call.mask, call.training, call.constants is not None)
 
-    def _run(self, call: PreparedCall):
+    def run_prepared(self, call: PreparedCall):
         """``(last, outputs, new_states)`` of a prepared call on the path its plan picks."""
         plan = call.plan()
         reset_dropout(self.cell)
@@ -296,8 +301,9 @@ class RNN(StateBuffers, Layer):
 
         return step
 
-    def _finish(self, last, outputs, new_states, mask):
-        """Stateful bookkeeping, output mask and the return convention."""
+    def finish_call(self, last, outputs, new_states, mask):
+        """What the layer's call returns from a path's raw results: stateful bookkeeping,
+        output mask and the return convention."""
         if self.stateful:
             self._store_states(pack_as(new_states, [s.detach() for s in flatten(new_states)]))
             self._states_zeroed = False

@@ -16,35 +16,15 @@ tensor: that is what Keras's functional models do with ``compute_mask``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from rnnkit.core.protocol import call_accepts, cell_method
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
-
-
-def _as_mask(mask: Any, like: Any) -> torch.Tensor | None:
-    """A given mask as a boolean tensor on ``like``'s device (0/1 integers accepted)."""
-    if mask is None:
-        return None
-    if not isinstance(mask, torch.Tensor):
-        mask = torch.as_tensor(np.asarray(mask))
-    if mask.dtype != torch.bool:
-        mask = mask != 0
-    if isinstance(like, torch.Tensor) and mask.device != like.device:
-        mask = mask.to(like.device)
-    return mask
-
-
-def _keeps_leading_dims(x: Any, y: Any) -> bool:
-    """Whether ``y`` has ``x``'s two leading dims (batch and time, or time and batch)."""
-    return (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() >= 2 and y.dim() >= 2
-            and x.shape[:2] == y.shape[:2])
+from rnnkit.models.calling import as_mask, call_with_mask
 
 
 def _meta_output_shape(module: torch.nn.Module, shape: tuple) -> Any:
@@ -192,33 +172,10 @@ class Sequential(Layer):
     def forward_with_mask(self, inputs: Any, mask: Any = None, training: bool | None = None) -> tuple:
         """``(output, output_mask)``: the model's output and the mask its last layer computed."""
         x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
-        mask = _as_mask(mask, x)
+        mask = as_mask(mask, x)
         for layer in self.layers:
-            if isinstance(layer, Sequential):
-                x, mask = layer.forward_with_mask(x, mask, training)
-            elif isinstance(layer, Layer):
-                x, mask = self._call_layer(layer, x, mask, training)
-            else:
-                y = layer(x)
-                mask = mask if mask is not None and _keeps_leading_dims(x, y) else None
-                x = y
+            x, mask = call_with_mask(self.name, layer, x, mask, training)
         return x, mask
-
-    def _call_layer(self, layer: Layer, x: Any, mask: Any, training: bool | None) -> tuple:
-        method = cell_method(layer)
-        kwargs: dict = {}
-        if mask is not None and call_accepts(method, "mask"):
-            kwargs["mask"] = mask
-        if training is not None and call_accepts(method, "training"):
-            kwargs["training"] = training
-        y = layer(x, **kwargs)
-        if mask is not None and not layer.supports_masking:
-            warnings.warn(
-                f"{self.name}: layer {layer.name!r} ({type(layer).__name__}) does not support masking; "
-                "the mask stops there and later layers see none",
-                stacklevel=3,
-            )
-        return y, layer.compute_mask(x, mask)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output's mask. Masks can depend on intermediate values (``Masking``), so this runs

@@ -4,6 +4,8 @@ Subcommands::
 
     rnnkit demo   train a character-level model of Python source, write metrics, plot and sample
     rnnkit bench  side-by-side speed of rnnkit and its peers (rnnkit.tools.bench.compare)
+    rnnkit inspect FILE      layers, shapes, parameters and paths of a Keras model file
+    rnnkit convert FILE OUT  a Keras model file as a .keras archive or a torch state_dict file
 
 Each subcommand is one ``add_<name>(subparsers)`` function that builds its
 parser and sets ``handler``, a function ``(args) -> exit status``; adding a
@@ -155,8 +157,54 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------ model files
+def add_inspect(subparsers) -> None:
+    p = subparsers.add_parser(
+        "inspect", help="describe a Keras model file (layers, shapes, parameters, paths)",
+        description="Load a Keras model file (.keras, or .h5 from Keras 3, tf.keras 2 or Keras 2; nothing in it is "
+                    "executed), run it once on zeros and print each layer's class, output shape, parameter count "
+                    "and, for recurrent layers, the path its calls take (rnnkit.explain).",
+    )
+    p.add_argument("file", help="the Keras model file")
+    p.set_defaults(handler=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from rnnkit.tools.model_files import inspect_file
+
+    try:
+        print(inspect_file(args.file))
+    except (OSError, ValueError) as err:
+        print(f"rnnkit inspect: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_convert(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert", help="convert a Keras model file to .keras or to a torch state_dict file",
+        description="Load a Keras model file and write it as a Keras 3 archive (OUT ending in .keras) or as a torch "
+                    "file {state_dict, keras_config, keras_version} that torch.load(OUT, weights_only=True) reads; "
+                    "rnnkit.model_from_keras_config rebuilds the model from the config.",
+    )
+    p.add_argument("file", help="the Keras model file")
+    p.add_argument("out", help="the file to write (.keras, or e.g. .pt)")
+    p.set_defaults(handler=run_convert)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from rnnkit.tools.model_files import convert_file
+
+    try:
+        print(convert_file(args.file, args.out))
+    except (OSError, ValueError, TypeError) as err:
+        print(f"rnnkit convert: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ------------------------------------------------------------------- main
-COMMANDS: tuple[Callable, ...] = (add_demo, add_bench)
+COMMANDS: tuple[Callable, ...] = (add_demo, add_bench, add_inspect, add_convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -133,15 +133,15 @@ def test_conv_lstm_cell_is_a_gated_cell_without_the_dense_part():
     for method in ("_add_weights", "dropout_masks", "recurrent_dropout_masks", "call"):
         assert getattr(rnnkit.ConvLSTMCell, method) is getattr(GatedCell, method), method
         assert getattr(rnnkit.LSTMCell, method) is getattr(GatedCell, method), method
-    assert cell._mask_count == 4  # one dropout mask per gate, always (Keras's ConvLSTM)
+    assert cell.mask_count == 4  # one dropout mask per gate, always (Keras's ConvLSTM)
     assert tuple(cell.bias.shape) == (12,)
 
 
 def test_dense_mask_count_follows_implementation():
-    assert rnnkit.LSTMCell(U)._mask_count == 1
-    assert rnnkit.LSTMCell(U, implementation=1)._mask_count == 4
-    assert rnnkit.LSTMCell(U, implementation=0)._mask_count == 1
-    assert rnnkit.GRUCell(U, recurrent_dropout=0.2)._mask_count == 3
+    assert rnnkit.LSTMCell(U).mask_count == 1
+    assert rnnkit.LSTMCell(U, implementation=1).mask_count == 4
+    assert rnnkit.LSTMCell(U, implementation=0).mask_count == 1
+    assert rnnkit.GRUCell(U, recurrent_dropout=0.2).mask_count == 3
 
 
 @pytest.mark.parametrize("kind,family", [("simple_rnn", "SimpleRNN"), ("gru", "GRU"), ("lstm", "LSTM"),

@@ -1,6 +1,8 @@
 """The Layer as a torch module: weights looked up by name, lazy loading, penalties
 counted once, constructor arguments recorded as the config."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -225,9 +227,30 @@ def test_only_plain_arguments_are_recorded_and_get_config_overrides_win():
         def get_config(self):
             return dict(super().get_config(), custom=True)
 
-    assert "inner" not in Holder(torch.nn.Linear(1, 1)).get_config()
+    with pytest.raises(NotImplementedError, match=r"Holder .*`inner` = a Linear.*define Holder.get_config"):
+        Holder(torch.nn.Linear(1, 1)).get_config()
+    with pytest.raises(NotImplementedError, match=r"`tags\[1\]` = a Linear"):
+        Scaled(2, tags=("a", torch.nn.Linear(1, 1))).get_config()
     config = Own(4).get_config()
     assert config["custom"] is True and "units" not in config
+    assert Own(4, tags=(torch.nn.Linear(1, 1),)).get_config()["custom"] is True  # its own get_config: no error
+
+
+def test_positional_only_arguments_cannot_be_recorded():
+    class Positional(rnnkit.Layer):
+        def __init__(self, units, /, **kwargs):
+            super().__init__(**kwargs)
+
+    with pytest.raises(NotImplementedError, match="positional-only argument 'units'"):
+        Positional(3).get_config()
+
+
+def test_numpy_scalars_are_recorded_as_python_values():
+    layer = Scaled(np.int64(3), scale=np.float32(0.5), tags=[np.bool_(True), {"k": np.float64(0.25)}])
+    config = layer.get_config()
+    assert (config["units"], config["scale"], config["tags"]) == (3, 0.5, [True, {"k": 0.25}])
+    assert type(config["units"]) is int and type(config["scale"]) is float and type(config["tags"][0]) is bool
+    json.dumps(config)
 
 
 def test_config_without_kwargs_in_init_keeps_only_what_init_takes():

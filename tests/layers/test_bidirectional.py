@@ -254,6 +254,14 @@ def test_forward_layer_is_a_fresh_copy():
     assert bi.backward_layer.name == "backward_" + inner.name
 
 
+@pytest.mark.parametrize("name", ["lstm_x", "forward_lstm_x", "backward_lstm_x", "forward_backward_x"])
+def test_copies_are_named_as_keras_names_them(keras, name):
+    """Each copy drops only its own prefix: "forward_x" gives "forward_x" and "backward_forward_x"."""
+    kb = keras.layers.Bidirectional(keras.layers.LSTM(U, name=name))
+    rb = rnnkit.Bidirectional(rnnkit.LSTM(U, name=name))
+    assert (rb.forward_layer.name, rb.backward_layer.name) == (kb.forward_layer.name, kb.backward_layer.name)
+
+
 # ------------------------------------------------------------------ errors
 @pytest.mark.parametrize("bad", [torch.nn.Linear(3, 3), rnnkit.Layer(), rnnkit.LSTMCell(3), "lstm"])
 def test_non_recurrent_layer_is_a_type_error(bad):
@@ -275,15 +283,39 @@ def test_unknown_merge_mode(mode):
 @pytest.mark.parametrize("backward_kwargs, word", [
     ({"go_backwards": True, "return_sequences": True}, "return_sequences"),
     ({"go_backwards": True, "return_state": True}, "return_state"),
-    ({"go_backwards": True, "units": U + 1}, "units"),
     ({"go_backwards": False}, "go_backwards"),
     ({"go_backwards": True, "stateful": True}, "stateful"),
 ])
 def test_backward_layer_mismatch(backward_kwargs, word):
-    kwargs = dict(backward_kwargs)
-    units = kwargs.pop("units", U)
     with pytest.raises(ValueError, match=word):
-        rnnkit.Bidirectional(rnnkit.LSTM(U), backward_layer=rnnkit.LSTM(units, **kwargs))
+        rnnkit.Bidirectional(rnnkit.LSTM(U), backward_layer=rnnkit.LSTM(U, **backward_kwargs))
+
+
+@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
+def test_backward_layer_of_another_width_is_refused_by_elementwise_merges(merge_mode):
+    with pytest.raises(ValueError, match=rf"merge_mode='{merge_mode}'.*output size 4.*backward_layer has 3"):
+        rnnkit.Bidirectional(rnnkit.LSTM(4), merge_mode=merge_mode, backward_layer=rnnkit.GRU(3, go_backwards=True))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", None])
+@pytest.mark.parametrize("mask_name", ["none", "holes"])
+def test_backward_layer_of_another_width_matches_keras(keras, merge_mode, mask_name):
+    """As Keras 3: LSTM(4) forwards, GRU(3) backwards; concat gives 4 + 3 features."""
+    kwargs = {"return_sequences": True, "return_state": True}
+    kb = keras.layers.Bidirectional(keras.layers.LSTM(4, **kwargs), merge_mode=merge_mode,
+                                    backward_layer=keras.layers.GRU(3, go_backwards=True, **kwargs))
+    rb = rnnkit.Bidirectional(rnnkit.LSTM(4, **kwargs), merge_mode=merge_mode,
+                              backward_layer=rnnkit.GRU(3, go_backwards=True, **kwargs))
+    kb.build((B, T, F))
+    kb.set_weights(random_weights(kb.get_weights(), 9))
+    rb.build((B, T, F))
+    rb.set_weights(kb.get_weights())
+    x = np.random.RandomState(10).randn(B, T, F).astype("float32")
+    out = compare(kb, rb, x, *_mask_kwargs(MASKS[mask_name]))
+    widths = [7] if merge_mode == "concat" else [4, 3]
+    assert [o.shape for o in out] == [(B, T, w) for w in widths] + [(B, 4), (B, 4), (B, 3)]
+    shapes = rb.compute_output_shape((B, T, F))
+    assert [tuple(s) for s in shapes] == [o.shape for o in out]
 
 
 def test_backward_layer_with_other_state_count_is_accepted():

@@ -120,6 +120,43 @@ def test_errors_name_the_layer():
         r("hello")
 
 
+def test_valid_ids_are_not_range_checked_on_the_host(monkeypatch):
+    """min/max (a host sync) only run once the lookup failed, to name the bad ids."""
+    seen = []
+
+    def spy(method):
+        real = getattr(torch.Tensor, method)
+
+        def spied(self, *args, **kwargs):
+            seen.append(method)
+            return real(self, *args, **kwargs)
+
+        return spied
+
+    for method in ("min", "max"):
+        monkeypatch.setattr(torch.Tensor, method, spy(method))
+    r = rnnkit.Embedding(V, E, mask_zero=True, name="emb")
+    r(IDS)
+    r.compute_mask(IDS)
+    assert seen == []
+    with pytest.raises(ValueError, match=r"got ids from 0 to 7"):
+        r(np.array([[0, 7]]))
+    assert seen == ["min", "max"]
+
+
+def test_mask_compares_the_inputs_as_given(keras):
+    """Keras masks ``inputs != 0``: a float id 0.5 looks up row 0 but is not masked."""
+    ids = np.array([[0.5, 0.0, 2.7], [0.0, 1.0, 0.25]], dtype="float32")
+    k = keras.layers.Embedding(V, E, mask_zero=True)
+    k.build((None, 3))
+    r = rnnkit.Embedding(V, E, mask_zero=True, weights=k.get_weights())
+    expected = to_numpy(k.compute_mask(torch.tensor(ids)))
+    np.testing.assert_array_equal(expected, ids != 0)
+    np.testing.assert_array_equal(to_numpy(r.compute_mask(ids)), expected)
+    np.testing.assert_array_equal(to_numpy(r(ids)._keras_mask), expected)
+    np.testing.assert_allclose(to_numpy(r(ids)), to_numpy(k(torch.tensor(ids))), rtol=1e-7)
+
+
 def test_input_length_is_deprecated_and_ignored():
     with pytest.warns(UserWarning, match="input_length"):
         r = rnnkit.Embedding(V, E, input_length=4)

@@ -31,13 +31,24 @@ def test_matches_keras(keras, mask_value):
     np.testing.assert_array_equal(to_numpy(r(x)._keras_mask), expected)  # convenience attribute
 
 
-def test_masked_steps_are_zero_even_with_nan_elsewhere_in_the_row():
+def test_masked_steps_are_zero_with_nan_on_an_unmasked_step_of_another_row():
     x = padded_inputs()
-    x[1, 4] = [0.0, 0.0, 0.0, 0.0]
+    x[0, 0, 2] = np.nan  # a NaN feature keeps its step (NaN != mask_value)
     out = to_numpy(rnnkit.Masking()(x))
-    assert np.all(out[1, 3:] == 0) and np.all(out[0] == x[0])
+    assert np.all(out[1, 3:] == 0) and np.all(out[2, 1] == 0)
+    np.testing.assert_array_equal(out[0], x[0])  # the NaN stays where it was, and only there
+    np.testing.assert_array_equal(out[1, :3], x[1, :3])
+    assert np.isnan(out).sum() == 1
     nan_value = rnnkit.Masking(float("nan"))
     assert to_numpy(nan_value.compute_mask(x)).all()  # NaN never matches, as in Keras
+
+
+def test_inf_mask_value_gives_zeros_not_nan():
+    """``torch.where`` selects: a masked step of ``inf`` becomes 0 (``inf * 0`` would be NaN)."""
+    x = padded_inputs(np.inf)
+    out = to_numpy(rnnkit.Masking(np.inf)(x))
+    assert np.all(out[1, 3:] == 0) and np.all(out[2, 1] == 0) and not np.isnan(out).any()
+    np.testing.assert_array_equal(out[0], x[0])  # an unmasked step keeps its lone inf
 
 
 def test_incoming_mask_is_replaced_and_gradient_flows():
@@ -50,12 +61,24 @@ def test_incoming_mask_is_replaced_and_gradient_flows():
     assert np.all(to_numpy(x.grad)[1, 3:] == 0) and np.all(to_numpy(x.grad)[0] == 1)
 
 
+class Clone(torch.nn.Module):
+    """A plain torch module whose output carries no ``_keras_mask`` attribute."""
+
+    def forward(self, x):
+        return x.clone()
+
+
 def test_feeds_a_recurrent_layer_like_an_explicit_mask():
+    """Sequential hands the mask on explicitly: a module that drops the tensor attribute cannot lose it."""
     x = padded_inputs()
     mask = rnnkit.Masking().compute_mask(x)
     lstm = rnnkit.LSTM(3, return_sequences=True)
-    np.testing.assert_allclose(to_numpy(rnnkit.Sequential([rnnkit.Masking(), lstm])(x)),
-                               to_numpy(lstm(x, mask=mask)), rtol=1e-6)
+    got = to_numpy(rnnkit.Sequential([rnnkit.Masking(), Clone(), lstm])(x))
+    zeroed = torch.tensor(to_numpy(rnnkit.Masking()(x)))
+    assert getattr(Clone()(zeroed), "_keras_mask", None) is None
+    np.testing.assert_allclose(got, to_numpy(lstm(zeroed, mask=mask)), rtol=1e-6)
+    unmasked = to_numpy(lstm(zeroed))
+    assert np.abs(got - unmasked).max() > 1e-3  # the mask mattered
 
 
 def test_config_round_trip_and_keras_config(keras):

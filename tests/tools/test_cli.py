@@ -136,7 +136,7 @@ def test_bench_with_keras_keeps_the_keras_column(monkeypatch, captured_compare):
 def test_every_command_is_one_add_function():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == ["demo", "bench"]
+    assert list(sub.choices) == ["demo", "bench", "inspect", "convert"]
     assert len(cli.COMMANDS) == len(sub.choices)
 
 

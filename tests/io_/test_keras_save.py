@@ -1,0 +1,90 @@
+"""``rnnkit.save_keras_model``: rnnkit -> ``.keras`` -> Keras 3 ``load_model`` -> the same predictions."""
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+
+
+def randomize(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+def keras_predict(keras, path, inputs):
+    loaded = keras.saving.load_model(path)
+    return loaded.predict(inputs, verbose=0)
+
+
+def test_sequential_round_trip(keras, tmp_path):
+    model = rnnkit.Sequential([
+        rnnkit.Embedding(10, 4, mask_zero=True),
+        rnnkit.Bidirectional(rnnkit.LSTM(3, return_sequences=True), merge_mode="sum"),
+        rnnkit.RNN([rnnkit.LSTMCell(2), rnnkit.GRUCell(3, reset_after=False)], return_sequences=True),
+        rnnkit.SimpleRNN(2, go_backwards=True),
+    ])
+    ids = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8], [9, 0, 0, 0, 0]])
+    model(ids)
+    randomize(model)
+    with torch.no_grad():
+        expected = model(ids).numpy()
+    path = tmp_path / "model.keras"
+    rnnkit.save_keras_model(model, path)
+    got = keras_predict(keras, path, ids.numpy().astype("int32"))
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # and back into rnnkit, exactly
+    back = rnnkit.load_keras_model(path)
+    with torch.no_grad():
+        np.testing.assert_allclose(back(ids).numpy(), expected, atol=1e-6)
+
+
+def test_functional_round_trip(keras, tmp_path):
+    a, b = rnnkit.Input((5, 3), name="a"), rnnkit.Input((5, 3), name="b")
+    seq, h, c = rnnkit.LSTM(4, return_sequences=True, return_state=True)(a)
+    shared = rnnkit.GRU(3, return_sequences=True)
+    out1 = rnnkit.SimpleRNN(2)(shared(b))
+    out2 = rnnkit.LSTM(4, go_backwards=True)(a, initial_state=[h, c])
+    model = rnnkit.Model([a, b], [out1, h, out2])
+    randomize(model, seed=1)
+    xa, xb = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    with torch.no_grad():
+        expected = model(xa, xb)
+    path = tmp_path / "model.keras"
+    rnnkit.save_keras_model(model, path)
+    got = keras_predict(keras, path, [xa.numpy(), xb.numpy()])
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e.numpy(), atol=1e-5)
+
+
+def test_conv_lstm_round_trip(keras, tmp_path):
+    model = rnnkit.Sequential([rnnkit.ConvLSTM2D(3, 3, padding="same")])
+    x = torch.randn(2, 3, 5, 5, 2)
+    model(x)
+    randomize(model, seed=2)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    rnnkit.save_keras_model(model, tmp_path / "m.keras")
+    np.testing.assert_allclose(keras_predict(keras, tmp_path / "m.keras", x.numpy()), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer, match", [
+    (lambda: rnnkit.LSTM(3, time_major=True), "time_major"),
+    (lambda: rnnkit.LSTM(3, recurrent_activation="legacy_hard_sigmoid"), "hard_sigmoid"),
+])
+def test_what_keras3_cannot_express_is_refused(tmp_path, layer, match):
+    model = rnnkit.Sequential([layer()])
+    model(torch.zeros(2, 4, 3))
+    with pytest.raises(TypeError, match=match):
+        rnnkit.save_keras_model(model, tmp_path / "m.keras")
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_plain_torch_module_is_refused(tmp_path):
+    model = rnnkit.Sequential([rnnkit.LSTM(3), torch.nn.Linear(3, 2)])
+    model(torch.zeros(2, 4, 3))
+    with pytest.raises(TypeError, match="plain torch module"):
+        rnnkit.save_keras_model(model, tmp_path / "m.keras")
