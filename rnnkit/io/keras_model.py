@@ -31,6 +31,10 @@ from rnnkit.io.keras_weights import (
 )
 
 _MODELS = ("Sequential", "Functional", "Model")
+# Keras 3 ops that functional configs record when a mask is computed and passed as `mask=` (the .h5 writer
+# drops their "module" key, so they are known by name too).
+_MASK_OPS = {"NotEqual", "Equal", "Any", "All", "ExpandDims", "Squeeze", "LogicalOr", "LogicalAnd", "LogicalNot",
+             "ZerosLike", "OnesLike", "Cast", "BroadcastTo"}
 
 
 def load_keras_model(path: str | Path, custom_objects: dict[str, Any] | None = None) -> torch.nn.Module:
@@ -205,7 +209,7 @@ def _functional(spec: dict, ctx: Context) -> tuple[torch.nn.Module, dict]:
     specs = config.get("layers", [])
     tensors: dict[tuple, Any] = {}
     layers: dict[str, torch.nn.Module] = {}
-    pending = []
+    calls: dict[tuple, tuple] = {}  # (layer name, node index) -> (spec, node)
     for s in specs:
         name = layer_name_of(s)
         if s.get("class_name") == "InputLayer":
@@ -216,9 +220,21 @@ def _functional(spec: dict, ctx: Context) -> tuple[torch.nn.Module, dict]:
             tensors[(name, 0, 0)] = rnnkit.Input(batch_shape=tuple(shape), dtype=_torch_dtype(cfg.get("dtype")),
                                                 name=name)
             continue
-        layer = _layer(s, ctx, layers)
         for index, node in enumerate(s.get("inbound_nodes", [])):
-            pending.append((name, layer, index, node))
+            calls[(name, index)] = (s, node)
+    # Only the calls the outputs need: Keras 3 also records the ops (and layers) that computed masks
+    # passed as `mask=`; rnnkit hands masks on through compute_mask instead.
+    needed = _needed_calls(calls, _refs(config.get("output_layers")))
+    pending = []
+    for (name, index), (s, node) in calls.items():
+        if (name, index) not in needed:
+            continue
+        if str(s.get("module", "")).startswith("keras.src.ops") or (
+                s.get("class_name") in _MASK_OPS and s.get("class_name") not in ctx.custom_objects):
+            raise KerasFileError(f"{ctx.where}: the model computes with the Keras op {name!r} "
+                                 f"({s.get('class_name')}); rnnkit reads ops only where they compute masks")
+        layer = layers.get(name) or _layer(s, ctx, layers)
+        pending.append((name, layer, index, node))
     while pending:  # a node runs once the tensors it reads exist (Keras lists layers, not nodes, in order)
         progressed = False
         for item in list(pending):
@@ -293,10 +309,51 @@ def _node_call(node: Any, tensors: dict, ctx: Context, name: str) -> tuple[Any, 
             if len(r) > 3 and isinstance(r[3], dict):
                 kwargs.update({k: _keras2_kwarg(v, tensors, missing) for k, v in r[3].items()})
         inputs = found[0] if len(found) == 1 else found
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}  # masks travel by compute_mask
     if _has(inputs, missing) or _has(list(kwargs.values()), missing):
         return None
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}  # masks travel by compute_mask
     return inputs, kwargs
+
+
+def _needed_calls(calls: dict, outputs: list) -> set:
+    """The ``(layer, node index)`` calls the outputs depend on, through inputs and keyword
+    arguments other than ``mask`` / ``training``."""
+    needed: set = set()
+    stack = [(str(ref[0]), int(ref[1])) for ref in outputs]
+    while stack:
+        key = stack.pop()
+        if key in needed or key not in calls:
+            continue
+        needed.add(key)
+        stack.extend(_node_sources(calls[key][1]))
+    return needed
+
+
+def _node_sources(node: Any) -> list[tuple[str, int]]:
+    """``(layer, node index)`` of every tensor a node reads (its masks left out)."""
+    out: list[tuple[str, int]] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, dict) and x.get("class_name") == "__keras_tensor__":
+            history = x.get("config", {}).get("keras_history")
+            out.append((str(history[0]), int(history[1])))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                if k not in ("mask", "training"):
+                    walk(v)
+        elif isinstance(x, list):
+            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int) and isinstance(x[2], int):
+                out.append((x[0], x[1]))  # Keras 2: [layer, node, index(, kwargs)]
+                if len(x) > 3:
+                    walk(x[3])
+            else:
+                for v in x:
+                    walk(v)
+
+    walk(node.get("args", []) if isinstance(node, dict) else node)
+    if isinstance(node, dict):
+        walk(node.get("kwargs", {}))
+    return out
 
 
 def _keras2_kwarg(value: Any, tensors: dict, missing: object) -> Any:

@@ -166,3 +166,40 @@ def test_wiring_and_loading_leave_moving_statistics_alone(keras, tmp_path):
     bn_k = m.layers[0]
     bn_k.moving_variance.assign(np.abs(np.asarray(bn_k.moving_variance)) + 0.5)  # a variance is positive
     check(m, np.random.default_rng(15).normal(size=(2, 4, 3)).astype("float32"), tmp_path, "keras")
+
+
+@pytest.mark.parametrize("ext", EXTS)
+def test_the_layers_around_recurrent_ones(keras, tmp_path, ext):
+    L = keras.layers
+    tokens = keras.Input((6,), dtype="int32", name="tokens")
+    feats = keras.Input((6, 4), name="feats")
+    e = L.Embedding(12, 4, mask_zero=True)(tokens)
+    e = L.SpatialDropout1D(0.3)(e)
+    f = L.Masking(0.0)(feats)
+    f = L.TimeDistributed(L.Dense(4, activation="relu"))(f)
+    f = L.LayerNormalization()(f)
+    both = L.Concatenate()([e, f])
+    seq = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="ave")(both)
+    seq = L.Dropout(0.2)(seq)
+    pooled = L.GlobalAveragePooling1D()(seq)
+    conv = L.Conv1D(2, 3, padding="causal")(L.Permute((1, 2))(seq))
+    conv = L.BatchNormalization()(conv)
+    flat = L.Flatten()(L.Activation("tanh")(conv))
+    rep = L.RepeatVector(2)(L.Dense(3)(pooled))
+    rep = L.Reshape((6,))(rep)
+    mx = L.GlobalMaxPooling1D()(L.LSTM(3, return_sequences=True)(seq))
+    merged = [L.Add()([pooled, mx]), L.Subtract()([pooled, mx]), L.Multiply()([pooled, mx]),
+              L.Average()([pooled, mx]), L.Maximum()([pooled, mx]), L.Minimum()([pooled, mx]),
+              L.Dot(axes=1)([pooled, mx])]
+    out = L.Dense(2)(L.Concatenate()([flat, rep] + merged))
+    m = keras.Model([tokens, feats], out)
+    randomize(m, seed=16, scale=0.4)
+    for layer in m.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.moving_variance.assign(np.abs(np.asarray(layer.moving_variance)) + 0.5)
+    rng = np.random.default_rng(17)
+    x_feats = rng.normal(size=(4, 6, 4)).astype("float32")
+    x_feats[1, 4:] = 0.0
+    loaded = check(m, [padded_ids(), x_feats], tmp_path, ext)
+    classes = {type(layer).__name__ for layer in loaded.layers}
+    assert {"TimeDistributed", "Conv1D", "BatchNormalization", "Dot", "Reshape"} <= classes

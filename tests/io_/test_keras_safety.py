@@ -112,3 +112,12 @@ def test_weights_only_file_needs_a_model(keras, tmp_path):
     m.save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(KerasFileError, match="weights-only"):
         rnnkit.load_keras_model(tmp_path / "w.weights.h5")
+
+
+def test_import_rnnkit_needs_no_h5py():
+    import subprocess
+    import sys
+
+    code = "import sys, rnnkit; assert 'h5py' not in sys.modules, 'h5py imported'; print('ok')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
