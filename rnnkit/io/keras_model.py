@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from rnnkit.io.keras_file import KerasFile, KerasFileError, read_keras_file
+from rnnkit.io.keras_graph import functional_model, input_dtype, reset_stateful
 from rnnkit.io.keras_layers import Context, build_layer, layer_name_of
 from rnnkit.io.keras_weights import (
     assign,
@@ -31,10 +32,7 @@ from rnnkit.io.keras_weights import (
 )
 
 _MODELS = ("Sequential", "Functional", "Model")
-# Keras 3 ops that functional configs record when a mask is computed and passed as `mask=` (the .h5 writer
-# drops their "module" key, so they are known by name too).
-_MASK_OPS = {"NotEqual", "Equal", "Any", "All", "ExpandDims", "Squeeze", "LogicalOr", "LogicalAnd", "LogicalNot",
-             "ZerosLike", "OnesLike", "Cast", "BroadcastTo"}
+
 
 
 def load_keras_model(path: str | Path, custom_objects: dict[str, Any] | None = None) -> torch.nn.Module:
@@ -119,7 +117,7 @@ def build_model(spec: dict, ctx: Context) -> tuple[torch.nn.Module, dict[str, to
     if class_name == "Sequential":
         return _sequential(spec, ctx)
     if class_name in ("Functional", "Model"):
-        return _functional(spec, ctx)
+        return functional_model(spec, ctx, lambda s_, layers: _layer(s_, ctx, layers))
     raise KerasFileError(f"{ctx.where}: the model is a {class_name!r}; rnnkit reads Sequential and functional "
                          "models (subclassed models have no config to rebuild them from)")
 
@@ -147,7 +145,7 @@ def _sequential(spec: dict, ctx: Context) -> tuple[torch.nn.Module, dict]:
     if shape is not None:
         with torch.no_grad():
             model(_example(shape, dtype))
-        _reset_stateful(model)
+        reset_stateful(model)
     return model, layers
 
 
@@ -170,7 +168,7 @@ def _sequential_input(spec: dict, specs: list) -> tuple[tuple | None, torch.dtyp
             top.get("build_input_shape") if isinstance(top, dict) else None)
     if dtype is None or first.get("class_name") == "Embedding" and not _is_int(dtype):
         dtype = "int64" if _first_real(specs).get("class_name") == "Embedding" else "float32"
-    return (tuple(shape) if shape is not None else None), _torch_dtype(dtype)
+    return (tuple(shape) if shape is not None else None), input_dtype(dtype)
 
 
 def _first_real(specs: list) -> dict:
@@ -181,199 +179,10 @@ def _is_int(dtype: Any) -> bool:
     return isinstance(dtype, str) and ("int" in dtype or dtype == "bool")
 
 
-def _torch_dtype(dtype: Any) -> torch.dtype:
-    from rnnkit.engine.dtypes import resolve_input_dtype
-
-    if isinstance(dtype, dict):
-        dtype = dtype.get("config", {}).get("name")
-    if isinstance(dtype, str) and dtype.startswith("mixed_"):
-        dtype = "float32"
-    return resolve_input_dtype(dtype or "float32", "Keras input")
-
-
 def _example(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(tuple(1 if d is None else int(d) for d in shape), dtype=dtype)
 
 
-def _reset_stateful(model: torch.nn.Module) -> None:
-    for m in model.modules():
-        reset = getattr(m, "reset_states", None)
-        if getattr(m, "stateful", False) and callable(reset):
-            reset()
-
-
-def _functional(spec: dict, ctx: Context) -> tuple[torch.nn.Module, dict]:
-    import rnnkit
-
-    config = spec.get("config", {})
-    specs = config.get("layers", [])
-    tensors: dict[tuple, Any] = {}
-    layers: dict[str, torch.nn.Module] = {}
-    calls: dict[tuple, tuple] = {}  # (layer name, node index) -> (spec, node)
-    for s in specs:
-        name = layer_name_of(s)
-        if s.get("class_name") == "InputLayer":
-            cfg = s.get("config", {})
-            shape = cfg.get("batch_shape") or cfg.get("batch_input_shape")
-            if shape is None:
-                raise KerasFileError(f"{ctx.where}: input {name!r} has no shape")
-            tensors[(name, 0, 0)] = rnnkit.Input(batch_shape=tuple(shape), dtype=_torch_dtype(cfg.get("dtype")),
-                                                name=name)
-            continue
-        for index, node in enumerate(s.get("inbound_nodes", [])):
-            calls[(name, index)] = (s, node)
-    # Only the calls the outputs need: Keras 3 also records the ops (and layers) that computed masks
-    # passed as `mask=`; rnnkit hands masks on through compute_mask instead.
-    needed = _needed_calls(calls, _refs(config.get("output_layers")))
-    pending = []
-    for (name, index), (s, node) in calls.items():
-        if (name, index) not in needed:
-            continue
-        if str(s.get("module", "")).startswith("keras.src.ops") or (
-                s.get("class_name") in _MASK_OPS and s.get("class_name") not in ctx.custom_objects):
-            raise KerasFileError(f"{ctx.where}: the model computes with the Keras op {name!r} "
-                                 f"({s.get('class_name')}); rnnkit reads ops only where they compute masks")
-        layer = layers.get(name) or _layer(s, ctx, layers)
-        pending.append((name, layer, index, node))
-    while pending:  # a node runs once the tensors it reads exist (Keras lists layers, not nodes, in order)
-        progressed = False
-        for item in list(pending):
-            name, layer, index, node = item
-            call = _node_call(node, tensors, ctx, name)
-            if call is None:
-                continue
-            inputs, kwargs = call
-            out = layer(inputs, **kwargs)
-            for i, t in enumerate(out if isinstance(out, (list, tuple)) else [out]):
-                tensors[(name, index, i)] = t
-            pending.remove(item)
-            progressed = True
-        if not progressed:
-            raise KerasFileError(f"{ctx.where}: the model graph references tensors that no layer makes "
-                                 f"(layers {[p[0] for p in pending]})")
-    inputs = [_tensor(ref, tensors, ctx) for ref in _refs(config.get("input_layers"))]
-    outputs = [_tensor(ref, tensors, ctx) for ref in _refs(config.get("output_layers"))]
-    single_out = _is_single(config.get("output_layers"))
-    model = rnnkit.Model(inputs if len(inputs) > 1 else inputs[0], outputs[0] if single_out else outputs,
-                         name=config.get("name"))
-    _reset_stateful(model)
-    return model, layers
-
-
-def _refs(value: Any) -> list:
-    """``input_layers`` / ``output_layers``: ``[name, node, index]`` or a list of them."""
-    if not value:
-        return []
-    if isinstance(value[0], str):
-        return [value]
-    return list(value)
-
-
-def _is_single(value: Any) -> bool:
-    return bool(value) and isinstance(value[0], str)
-
-
-def _tensor(ref: list, tensors: dict, ctx: Context) -> Any:
-    key = (ref[0], int(ref[1]), int(ref[2]))
-    if key not in tensors:
-        raise KerasFileError(f"{ctx.where}: the model refers to tensor {list(key)}, which no layer makes")
-    return tensors[key]
-
-
-def _node_call(node: Any, tensors: dict, ctx: Context, name: str) -> tuple[Any, dict] | None:
-    """``(inputs, kwargs)`` of one inbound node (Keras 3 dict or Keras 2 list form); None if not ready."""
-    missing = object()
-
-    def resolve(x: Any) -> Any:
-        if isinstance(x, dict) and x.get("class_name") == "__keras_tensor__":
-            history = x.get("config", {}).get("keras_history")
-            key = (history[0], int(history[1]), int(history[2]))
-            return tensors.get(key, missing)
-        if isinstance(x, list):
-            return [resolve(v) for v in x]
-        if isinstance(x, dict):
-            return {k: resolve(v) for k, v in x.items()}
-        return x
-
-    if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
-        args = [resolve(a) for a in node.get("args", [])]
-        kwargs = {k: resolve(v) for k, v in node.get("kwargs", {}).items()}
-        if not args:
-            raise KerasFileError(f"{ctx.where}: layer {name!r} has a call without inputs")
-        inputs = args[0]
-    else:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-        refs = [(r[0], int(r[1]), int(r[2])) for r in node]
-        found = [tensors.get(r, missing) for r in refs]
-        kwargs = {}
-        for r in node:
-            if len(r) > 3 and isinstance(r[3], dict):
-                kwargs.update({k: _keras2_kwarg(v, tensors, missing) for k, v in r[3].items()})
-        inputs = found[0] if len(found) == 1 else found
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}  # masks travel by compute_mask
-    if _has(inputs, missing) or _has(list(kwargs.values()), missing):
-        return None
-    return inputs, kwargs
-
-
-def _needed_calls(calls: dict, outputs: list) -> set:
-    """The ``(layer, node index)`` calls the outputs depend on, through inputs and keyword
-    arguments other than ``mask`` / ``training``."""
-    needed: set = set()
-    stack = [(str(ref[0]), int(ref[1])) for ref in outputs]
-    while stack:
-        key = stack.pop()
-        if key in needed or key not in calls:
-            continue
-        needed.add(key)
-        stack.extend(_node_sources(calls[key][1]))
-    return needed
-
-
-def _node_sources(node: Any) -> list[tuple[str, int]]:
-    """``(layer, node index)`` of every tensor a node reads (its masks left out)."""
-    out: list[tuple[str, int]] = []
-
-    def walk(x: Any) -> None:
-        if isinstance(x, dict) and x.get("class_name") == "__keras_tensor__":
-            history = x.get("config", {}).get("keras_history")
-            out.append((str(history[0]), int(history[1])))
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                if k not in ("mask", "training"):
-                    walk(v)
-        elif isinstance(x, list):
-            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int) and isinstance(x[2], int):
-                out.append((x[0], x[1]))  # Keras 2: [layer, node, index(, kwargs)]
-                if len(x) > 3:
-                    walk(x[3])
-            else:
-                for v in x:
-                    walk(v)
-
-    walk(node.get("args", []) if isinstance(node, dict) else node)
-    if isinstance(node, dict):
-        walk(node.get("kwargs", {}))
-    return out
-
-
-def _keras2_kwarg(value: Any, tensors: dict, missing: object) -> Any:
-    """Keras 2 node kwargs name tensors as ``[layer, node, index]`` lists (e.g. ``initial_state``)."""
-    if isinstance(value, list) and value and isinstance(value[0], list):
-        return [_keras2_kwarg(v, tensors, missing) for v in value]
-    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
-        return tensors.get((value[0], int(value[1]), int(value[2])), missing)
-    return value
-
-
-def _has(x: Any, missing: object) -> bool:
-    if x is missing:
-        return True
-    if isinstance(x, (list, tuple)):
-        return any(_has(v, missing) for v in x)
-    return False
-
-
-# ----------------------------------------------------------------- weights
 def _load_weights(f: KerasFile, spec: dict, layers: dict[str, torch.nn.Module]) -> None:
     if f.flavour == "keras3":
         for _, layer_spec, path in _tree_layers(spec, "layers"):
