@@ -82,7 +82,10 @@ def load_keras_weights(model: torch.nn.Module, path: str | Path, by_name: bool =
         if by_name:
             raise KerasFileError(f"{f.path}: Keras 3 weight files have no layer names to match; load in order")
         specs = [_spec_of(layer) for layer in _model_layers(model)]
-        paths = [f"layers/{name}" for name in list_names(specs)]
+        # Keras 2.12's saving_lib named the layer list `_layer_checkpoint_dependencies`
+        root = "_layer_checkpoint_dependencies" if any(k.startswith("_layer_checkpoint_dependencies/")
+                                                       for k in f.groups) else "layers"
+        paths = [f"{root}/{name}" for name in list_names(specs)]
         found = [(path_, spec, layer) for path_, spec, layer in zip(paths, specs, _model_layers(model))]
         sources, targets = [], []
         for path_, spec, layer in found:

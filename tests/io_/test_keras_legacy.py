@@ -55,4 +55,11 @@ def test_legacy_weights_only_file_by_order_and_by_name(folder):
         rnnkit.load_keras_weights(fresh, HERE / folder / "seq_bidirectional_weights.h5", by_name=by_name)
         with torch.no_grad():
             np.testing.assert_allclose(fresh(torch.as_tensor(inputs[0])).numpy(), outputs[0], atol=1e-5)
+        # the same weights in the newer saving_lib layout (`.weights.h5` written by tf.keras 2 / Keras 2.12)
+        with torch.no_grad():
+            for p in fresh.parameters():
+                p.zero_()
+        rnnkit.load_keras_weights(fresh, HERE / folder / "seq_bidirectional.weights.h5")
+        with torch.no_grad():
+            np.testing.assert_allclose(fresh(torch.as_tensor(inputs[0])).numpy(), outputs[0], atol=1e-5)
             assert torch.equal(fresh(torch.as_tensor(inputs[0])), full(torch.as_tensor(inputs[0])))
