@@ -20,18 +20,10 @@ right-padded (each row ``True...True False...False``):
 from __future__ import annotations
 
 import torch
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.core.sequences import reverse_valid
+from rnnkit.kernels.ops import kernel_call, mode_of, rnn_kernel
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
-
-
-def _hx(directions: list[list[torch.Tensor]], index: torch.Tensor | None):
-    """torch's ``hx``: per state ``(n_directions, B, U)``, rows in ``index`` order; a pair for LSTM."""
-    hs = [torch.stack(per_state) for per_state in zip(*directions)]
-    if index is not None:
-        hs = [h.index_select(1, index) for h in hs]
-    return tuple(hs) if len(hs) == 2 else hs[0]
 
 
 def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], weights: list, use_bias: bool,
@@ -41,21 +33,14 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
     Returns ``out`` ``(B, T, n_directions*U)`` (zero past each row's length when
     ``lengths`` is given: packed sequences, fully masked rows run one step and
     must be fixed by the caller) and the final states, each
-    ``(n_directions, B, U)`` in batch order.
+    ``(n_directions, B, U)`` in batch order. Under ``torch.compile`` /
+    ``torch.export`` the call is the opaque op ``rnnkit::rnn_kernel``
+    (:mod:`rnnkit.kernels.ops`); eagerly, the kernel itself.
     """
-    bidirectional = len(directions) == 2
-    if lengths is None:
-        out, *hn = kernel(x, _hx(directions, None), weights, use_bias, 1, 0.0, False, bidirectional, True)
-        return out, hn
-    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-    hx = _hx(directions, packed.sorted_indices)
-    data, *hn = kernel(packed.data, packed.batch_sizes, hx, weights, use_bias, 1, 0.0, False, bidirectional)
-    out, _ = pad_packed_sequence(
-        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
-        batch_first=True,
-        total_length=x.shape[1],
-    )
-    return out, [h.index_select(1, packed.unsorted_indices) for h in hn]
+    hx = [torch.stack(per_state) for per_state in zip(*directions)]
+    args = (x, hx, list(weights), mode_of(kernel), use_bias, len(directions) == 2, lengths)
+    out, *hn = rnn_kernel(*args) if torch.compiler.is_compiling() else kernel_call(*args)
+    return out, hn
 
 
 def _gather_time(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,144 @@
+"""The fused RNN kernels as opaque custom ops, for compilers and exporters.
+
+``torch.compile`` and ``torch.export`` cannot trace into ``torch.lstm`` on the
+CPU (its oneDNN kernel has no fake implementation), and tracing into any
+kernel would unroll nothing useful. Under a compiler the fused path calls
+
+``rnnkit::rnn_kernel(x, hx, weights, mode, use_bias, bidirectional, lengths) -> [out, *hn]``
+
+one opaque node with a fake (meta) implementation for shapes, and an
+autograd formula that is itself an opaque op,
+``rnnkit::rnn_kernel_backward``: it recomputes the kernel with autograd on
+and returns the gradients of ``x``, ``hx`` and the weights (one extra kernel
+forward per training step, the price of opacity). Eager calls skip the ops
+and call the kernel directly, with torch's own autograd.
+
+``mode`` is ``"lstm"``, ``"gru"``, ``"rnn_tanh"`` or ``"rnn_relu"``;
+``lengths`` (optional, ``(B,)``) runs packed sequences as ``run_kernel`` does.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Any
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
+_MODE_OF = {id(fn): mode for mode, fn in KERNELS.items()}
+
+
+def mode_of(kernel) -> str:
+    """The ``mode`` name of a torch kernel function."""
+    return _MODE_OF[id(kernel)]
+
+
+def kernel_call(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,
+                bidirectional: bool, lengths: torch.Tensor | None) -> list[torch.Tensor]:
+    """``[out, *hn]`` of one kernel call: ``out`` ``(B, T, D*U)``, each ``hn`` ``(D, B, U)`` in batch order.
+
+    With ``lengths`` the rows run packed: ``out`` is zero past each row's length
+    (rows of length 0 run one step; the caller fixes them).
+    """
+    kernel = KERNELS[mode]
+    h = tuple(hx) if len(hx) == 2 else hx[0]
+    if lengths is None:
+        out, *hn = kernel(x, h, weights, use_bias, 1, 0.0, False, bidirectional, True)
+        return [out, *hn]
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    index = packed.sorted_indices
+    assert index is not None  # enforce_sorted=False always sorts
+    h = tuple(t.index_select(1, index) for t in hx) if len(hx) == 2 else hx[0].index_select(1, index)
+    data, *hn = kernel(packed.data, packed.batch_sizes, h, weights, use_bias, 1, 0.0, False, bidirectional)
+    out, _ = pad_packed_sequence(
+        PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
+        batch_first=True,
+        total_length=x.shape[1],
+    )
+    return [out] + [t.index_select(1, packed.unsorted_indices) for t in hn]
+
+
+@torch.library.custom_op("rnnkit::rnn_kernel", mutates_args=())
+def rnn_kernel(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,
+               bidirectional: bool, lengths: torch.Tensor | None) -> list[torch.Tensor]:
+    """:func:`kernel_call` as one opaque op (see the module docstring)."""
+    outs = [t.contiguous() for t in kernel_call(x, hx, weights, mode, use_bias, bidirectional, lengths)]
+    return [t.clone() if t.data_ptr() in _ptrs(x, hx, weights) else t for t in outs]  # never an input's alias
+
+
+def _ptrs(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor]) -> set[int]:
+    return {t.data_ptr() for t in [x, *hx, *weights]}
+
+
+@rnn_kernel.register_fake
+def _rnn_kernel_fake(x, hx, weights, mode, use_bias, bidirectional, lengths):
+    directions = 2 if bidirectional else 1
+    units = hx[0].shape[-1]
+    return [x.new_empty((x.shape[0], x.shape[1], directions * units))] + [h.new_empty(h.shape) for h in hx]
+
+
+# The backward recomputes the kernel under autograd. A custom op's implementation runs with autograd
+# excluded in this thread's dispatch state, so the recomputation runs in a helper thread of its own.
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rnnkit-kernel-grad")
+        return _POOL
+
+
+def _kernel_grads(grads, x, hx, weights, mode, use_bias, bidirectional, lengths) -> list[torch.Tensor]:
+    torch.set_num_threads(torch.get_num_threads())
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
+        xs, hs, ws = inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):]
+        outs = kernel_call(xs, hs, ws, mode, use_bias, bidirectional, lengths)
+        found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
+    return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
+
+
+@torch.library.custom_op("rnnkit::rnn_kernel_backward", mutates_args=())
+def rnn_kernel_backward(grads: list[torch.Tensor], x: torch.Tensor, hx: list[torch.Tensor],
+                        weights: list[torch.Tensor], mode: str, use_bias: bool, bidirectional: bool,
+                        lengths: torch.Tensor | None) -> list[torch.Tensor]:
+    """Gradients ``[dx, *dhx, *dweights]`` of :func:`rnn_kernel` for output gradients ``grads``."""
+    threads = torch.get_num_threads()
+
+    def run() -> list[torch.Tensor]:
+        torch.set_num_threads(threads)
+        return _kernel_grads(grads, x, hx, weights, mode, use_bias, bidirectional, lengths)
+
+    return _pool().submit(run).result()
+
+
+@rnn_kernel_backward.register_fake
+def _rnn_kernel_backward_fake(grads, x, hx, weights, mode, use_bias, bidirectional, lengths):
+    return [t.new_empty(t.shape) for t in [x, *hx, *weights]]  # contiguous, as the real gradients are
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, hx, weights, mode, use_bias, bidirectional, lengths = inputs
+    ctx.save_for_backward(x, *hx, *weights)
+    ctx.counts = (len(hx), len(weights))
+    ctx.args = (mode, use_bias, bidirectional)
+    ctx.lengths = lengths
+    ctx.out_shape = output[0].shape
+
+
+def _backward(ctx, grads):
+    n_hx, _ = ctx.counts
+    saved = ctx.saved_tensors
+    x, hx, weights = saved[0], list(saved[1:1 + n_hx]), list(saved[1 + n_hx:])
+    like = [x.new_zeros(ctx.out_shape)] + [torch.zeros_like(h) for h in hx]
+    grads = [g if g is not None else z for g, z in zip(grads, like)]
+    found = rnn_kernel_backward(grads, x, hx, weights, *ctx.args, ctx.lengths)
+    return found[0], found[1:1 + n_hx], found[1 + n_hx:], None, None, None, None
+
+
+torch.library.register_autograd("rnnkit::rnn_kernel", _backward, setup_context=_setup_context)

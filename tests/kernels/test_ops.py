@@ -1,0 +1,89 @@
+"""The fused kernels as opaque custom ops (``rnnkit::rnn_kernel``) and ``torch.compile(fullgraph=True)`` over them."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.kernels import ops
+
+
+def _weights(mode, d, u, directions, bias, seed=0):
+    gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[mode]
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(directions):
+        out += [torch.randn(gates * u, d, generator=g, dtype=torch.float64),
+                torch.randn(gates * u, u, generator=g, dtype=torch.float64)]
+        if bias:
+            out += [torch.randn(gates * u, generator=g, dtype=torch.float64) for _ in range(2)]
+    return out
+
+
+def _case(mode, bidirectional, lengths, bias=True):
+    b, t, d, u = 3, 5, 4, 3
+    directions = 2 if bidirectional else 1
+    x = torch.randn(b, t, d, dtype=torch.float64)
+    n_states = 2 if mode == "lstm" else 1
+    hx = [torch.randn(directions, b, u, dtype=torch.float64) for _ in range(n_states)]
+    return x, hx, _weights(mode, d, u, directions, bias), mode, bias, bidirectional, lengths
+
+
+CASES = [(mode, bi, lengths) for mode in ("lstm", "gru", "rnn_tanh", "rnn_relu") for bi in (False, True)
+         for lengths in (None, torch.tensor([5, 2, 4]))]
+
+
+@pytest.mark.parametrize("mode, bidirectional, lengths", CASES[:4] + CASES[-2:])
+def test_opcheck(mode, bidirectional, lengths):
+    """Schema, fake (meta) implementation and autograd registration, as torch checks them."""
+    args = _case(mode, bidirectional, lengths)
+    for t in [args[0], *args[1], *args[2]]:
+        t.requires_grad_()
+    torch.library.opcheck(torch.ops.rnnkit.rnn_kernel.default, args,
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+@pytest.mark.parametrize("mode, bidirectional, lengths", CASES)
+def test_op_equals_the_kernel_and_its_gradients(mode, bidirectional, lengths):
+    x, hx, weights, *rest = _case(mode, bidirectional, lengths)
+    inputs = [x, *hx, *weights]
+    for t in inputs:
+        t.requires_grad_()
+    expected = ops.kernel_call(x, hx, weights, *rest)
+    got = ops.rnn_kernel(x, hx, weights, *rest)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-12)
+    probes = [torch.randn_like(e) for e in expected]
+    want = torch.autograd.grad(expected, inputs, probes)
+    have = torch.autograd.grad(got, inputs, probes)
+    for w, h in zip(want, have):
+        torch.testing.assert_close(h, w, rtol=0, atol=1e-10)
+
+
+def _compiled_matches_eager(layer, x, **kwargs):
+    layer(x, **kwargs)
+    compiled = torch.compile(layer, fullgraph=True)
+    got, want = compiled(x, **kwargs), layer(x, **kwargs)
+    got, want = (got[0], want[0]) if isinstance(got, list) else (got, want)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    params = list(layer.parameters())
+    for g, w in zip(torch.autograd.grad(got.square().sum(), params), torch.autograd.grad(want.square().sum(), params)):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: rnnkit.LSTM(5, return_sequences=True),
+    lambda: rnnkit.GRU(5, return_state=True),
+    lambda: rnnkit.SimpleRNN(5, activation="relu", go_backwards=True, return_sequences=True),
+    lambda: rnnkit.Bidirectional(rnnkit.LSTM(5, return_sequences=True)),
+], ids=["lstm", "gru-states", "simple-relu-backwards", "bidirectional"])
+def test_compile_fullgraph_fused(make):
+    torch.manual_seed(0)
+    layer = make()
+    assert rnnkit.explain(layer, torch.zeros(3, 6, 4)).path == "fused"
+    _compiled_matches_eager(layer, torch.randn(3, 6, 4))
+
+
+def test_compile_fullgraph_with_a_mask_with_holes():
+    torch.manual_seed(1)
+    mask = torch.tensor([[1, 1, 0, 1, 1, 0], [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    _compiled_matches_eager(rnnkit.GRU(4, return_sequences=True), torch.randn(3, 6, 4), mask=mask)
