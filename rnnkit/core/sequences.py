@@ -173,3 +173,14 @@ def is_right_padded(mask: torch.Tensor) -> bool:
     lengths = mask.sum(1, keepdim=True)
     steps = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
     return bool(torch.equal(mask, steps < lengths))
+
+
+def attach_mask(outputs: Any, mask: Any) -> Any:
+    """``outputs`` with ``_keras_mask`` set to ``mask``: a convenience for calls outside a container.
+
+    Not under ``torch.compile`` / ``torch.export`` (a graph's tensors carry no
+    attributes); nothing correct depends on it: containers use ``compute_mask``.
+    """
+    if mask is not None and isinstance(outputs, torch.Tensor) and not torch.compiler.is_compiling():
+        outputs._keras_mask = mask  # type: ignore[attr-defined]
+    return outputs

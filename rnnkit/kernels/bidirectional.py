@@ -42,6 +42,8 @@ def pair_blockers(call_fw, call_bw) -> list[str]:
         reasons.append("input dropout draws one mask per direction")
     if cf.dtype != cb.dtype or cf.kernel.device != cb.kernel.device:
         reasons.append("the two halves differ in dtype or device")
+    if mask is not None and torch.compiler.is_compiling():
+        reasons.append("under torch.compile/export a masked pair runs as two kernel calls (the mask is data)")
     if mask is not None and (fw.zero_output_for_mask != fw.return_sequences or
                              bw.zero_output_for_mask != bw.return_sequences):
         reasons.append("zero_output_for_mask was changed from Bidirectional's return_sequences")

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.core.sequences import reverse_valid
-from rnnkit.kernels.ops import kernel_call, mode_of, rnn_kernel
+from rnnkit.kernels.ops import kernel_call, masked_kernel_call, mode_of, rnn_kernel, rnn_kernel_masked
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
 
@@ -43,11 +42,6 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
     return out, hn
 
 
-def _gather_time(out: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``out[b, idx[b, t]]`` for ``out`` ``(B, T, U)`` and ``idx`` ``(B, T)``."""
-    return out.gather(1, idx.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
-
-
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
     """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel."""
     cell = layer.cell
@@ -56,32 +50,12 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         x = x * masks[0].unsqueeze(1)
     weights = cell_to_torch(cell)
     kernel = kernel_for(cell)
-    B, T = x.shape[:2]
-    if mask is not None and bool(mask.all()):
-        mask = None
-
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
         out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias)
         return out[:, -1], out, [h[0] for h in hn]
-
-    lengths = mask.sum(1)
-    if layer.go_backwards:
-        x = reverse_valid(x, lengths)
-    out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias, lengths)
-    has_steps = lengths > 0
-    new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, states)]
-    t = torch.arange(T, device=x.device).unsqueeze(0)
-    len_col = lengths.unsqueeze(1)
-    if layer.go_backwards:
-        src = t - (T - len_col)
-        valid = src >= 0
-    elif layer.zero_output_for_mask:
-        src, valid = t, t < len_col
-    else:
-        src = torch.minimum(t, len_col - 1)
-        valid = has_steps.unsqueeze(1).expand(B, T)
-    outputs = _gather_time(out, src.clamp(min=0).expand(B, T))
-    outputs = torch.where(valid.unsqueeze(-1), outputs, torch.zeros_like(outputs))
+    args = (x, mask, list(states), list(weights), mode_of(kernel), cell.use_bias, layer.go_backwards,
+            layer.zero_output_for_mask)
+    outputs, *new_states = rnn_kernel_masked(*args) if torch.compiler.is_compiling() else masked_kernel_call(*args)
     return outputs[:, -1], outputs, new_states

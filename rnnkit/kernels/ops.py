@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from rnnkit.core.sequences import reverse_valid
+
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 _MODE_OF = {id(fn): mode for mode, fn in KERNELS.items()}
 
@@ -58,6 +60,74 @@ def kernel_call(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Ten
         total_length=x.shape[1],
     )
     return [out] + [t.index_select(1, packed.unsorted_indices) for t in hn]
+
+
+_CELLS: dict[str, Any] = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
+          "rnn_relu": torch.rnn_relu_cell}
+
+
+def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
+                       mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
+    """``[outputs, *new_states]`` of one direction with Keras's masking rules, for any mask.
+
+    ``x`` ``(B, T, D)``, ``mask`` boolean ``(B, T)``, ``hx`` states ``(B, U)``;
+    ``outputs`` ``(B, T, U)`` in processing order (reversed with
+    ``go_backwards``); masked steps carry the states and repeat the previous
+    output (zeros with ``zero_output``). A right-padded mask runs the fused
+    kernel on packed rows; any other mask runs torch's cell function step by
+    step (``torch.lstm_cell`` ...), the same equations.
+    """
+    batch, steps = x.shape[:2]
+    lengths = mask.sum(1)
+    right_padded = bool(torch.equal(mask, torch.arange(steps, device=mask.device).unsqueeze(0) < lengths[:, None]))
+    if not right_padded:
+        return _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output)
+    if bool((lengths == steps).all()):  # nothing masked: one plain kernel call
+        out, *hn = kernel_call(x.flip(1) if go_backwards else x, [h.unsqueeze(0) for h in hx], weights, mode,
+                               use_bias, False, None)
+        return [out, *[h[0] for h in hn]]
+    if go_backwards:
+        x = reverse_valid(x, lengths)
+    out, *hn = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, lengths)
+    has_steps = lengths > 0
+    new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, hx)]
+    t = torch.arange(steps, device=x.device).unsqueeze(0)
+    len_col = lengths.unsqueeze(1)
+    if go_backwards:  # Keras flips the mask: the padding comes first in processing order
+        src = t - (steps - len_col)
+        valid = src >= 0
+    elif zero_output:
+        src, valid = t, t < len_col
+    else:
+        src = torch.minimum(t, len_col - 1)
+        valid = has_steps.unsqueeze(1).expand(batch, steps)
+    index = src.clamp(min=0).expand(batch, steps)
+    outputs = out.gather(1, index.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
+    outputs = torch.where(valid.unsqueeze(-1), outputs, torch.zeros_like(outputs))
+    return [outputs, *new_states]
+
+
+def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:
+    """The step-by-step twin of :func:`masked_kernel_call` (masks with holes or leading padding)."""
+    cell = _CELLS[mode]
+    w_ih, w_hh = weights[0], weights[1]
+    b_ih, b_hh = (weights[2], weights[3]) if use_bias else (None, None)
+    states = list(hx)
+    prev = torch.zeros_like(states[0])
+    outputs = []
+    order = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    for t in order:
+        m = mask[:, t].unsqueeze(1)
+        if mode == "lstm":
+            h, c = cell(x[:, t], (states[0], states[1]), w_ih, w_hh, b_ih, b_hh)
+            new = [h, c]
+        else:
+            h = cell(x[:, t], states[0], w_ih, w_hh, b_ih, b_hh)
+            new = [h]
+        states = [torch.where(m, n, o) for n, o in zip(new, states)]
+        prev = torch.where(m, h, torch.zeros_like(h) if zero_output else prev)
+        outputs.append(prev)
+    return [torch.stack(outputs, 1), *states]
 
 
 @torch.library.custom_op("rnnkit::rnn_kernel", mutates_args=())
@@ -142,3 +212,66 @@ def _backward(ctx, grads):
 
 
 torch.library.register_autograd("rnnkit::rnn_kernel", _backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------- masked
+@torch.library.custom_op("rnnkit::rnn_kernel_masked", mutates_args=())
+def rnn_kernel_masked(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
+                      mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
+    """:func:`masked_kernel_call` as one opaque op: the mask is data, any mask is exact."""
+    outs = [t.contiguous() for t in masked_kernel_call(x, mask, hx, weights, mode, use_bias, go_backwards,
+                                                        zero_output)]
+    return [t.clone() if t.data_ptr() in _ptrs(x, hx, weights) else t for t in outs]
+
+
+@rnn_kernel_masked.register_fake
+def _rnn_kernel_masked_fake(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output):
+    return [x.new_empty((x.shape[0], x.shape[1], hx[0].shape[-1]))] + [h.new_empty(h.shape) for h in hx]
+
+
+def _masked_grads(grads, x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:
+    with torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
+        xs, hs, ws = inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):]
+        outs = masked_kernel_call(xs, mask, hs, ws, mode, use_bias, go_backwards, zero_output)
+        found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
+    return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
+
+
+@torch.library.custom_op("rnnkit::rnn_kernel_masked_backward", mutates_args=())
+def rnn_kernel_masked_backward(grads: list[torch.Tensor], x: torch.Tensor, mask: torch.Tensor,
+                               hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,
+                               go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
+    """Gradients ``[dx, *dhx, *dweights]`` of :func:`rnn_kernel_masked`."""
+    threads = torch.get_num_threads()
+
+    def run() -> list[torch.Tensor]:
+        torch.set_num_threads(threads)
+        return _masked_grads(grads, x, mask, hx, weights, mode, use_bias, go_backwards, zero_output)
+
+    return _pool().submit(run).result()
+
+
+@rnn_kernel_masked_backward.register_fake
+def _rnn_kernel_masked_backward_fake(grads, x, mask, hx, weights, mode, use_bias, go_backwards, zero_output):
+    return [t.new_empty(t.shape) for t in [x, *hx, *weights]]
+
+
+def _setup_masked(ctx, inputs, output) -> None:
+    x, mask, hx, weights, mode, use_bias, go_backwards, zero_output = inputs
+    ctx.save_for_backward(x, mask, *hx, *weights)
+    ctx.n_hx = len(hx)
+    ctx.args = (mode, use_bias, go_backwards, zero_output)
+    ctx.out_shape = output[0].shape
+
+
+def _backward_masked(ctx, grads):
+    saved = ctx.saved_tensors
+    x, mask, hx, weights = saved[0], saved[1], list(saved[2:2 + ctx.n_hx]), list(saved[2 + ctx.n_hx:])
+    like = [x.new_zeros(ctx.out_shape)] + [torch.zeros_like(h) for h in hx]
+    grads = [g if g is not None else z for g, z in zip(grads, like)]
+    found = rnn_kernel_masked_backward(grads, x, mask, hx, weights, *ctx.args)
+    return found[0], None, found[1:1 + ctx.n_hx], found[1 + ctx.n_hx:], None, None, None, None
+
+
+torch.library.register_autograd("rnnkit::rnn_kernel_masked", _backward_masked, setup_context=_setup_masked)

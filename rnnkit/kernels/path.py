@@ -83,8 +83,7 @@ def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants:
     if has_constants:
         reasons.append("constants are passed to the cell at every step")
     if mask is not None and torch.compiler.is_compiling():
-        # a compiled graph cannot read the mask's values to pick a path: the exact path for any mask
-        reasons.append("under torch.compile/export a mask takes the path exact for any mask")
+        pass  # a graph cannot read mask values: the fused op takes the mask as data, exact for any mask
     elif mask is not None and not is_right_padded(mask):
         reasons.append("the mask is not right-padded (it has holes or leading padding)")
     if not reasons:

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from rnnkit.cells.args import documented
 from rnnkit.core.protocol import cell_output_size
-from rnnkit.core.sequences import count_states
+from rnnkit.core.sequences import attach_mask, count_states
 from rnnkit.core.tree import flatten
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
@@ -183,6 +184,10 @@ class Bidirectional(Layer):
         self.backward_layer.set_weights(weights[n_fw:])
 
     # ------------------------------------------------------------------- call
+    def forward(self, sequences, initial_state=None, mask=None, training=None, constants=None):
+        """The layer's call with its arguments named (``torch.export``'s ``dynamic_shapes`` uses the names)."""
+        return self.call(sequences, initial_state, mask, training, constants)
+
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         if mask is None:
             mask = getattr(sequences, "_keras_mask", None)
@@ -201,13 +206,14 @@ class Bidirectional(Layer):
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])
             y, y_rev = y[0], y_rev[0]
-        out_mask = getattr(y, "_keras_mask", None)
+        out_mask = mask if self.return_sequences else None
+        if out_mask is not None and not isinstance(out_mask, torch.Tensor):
+            out_mask = torch.as_tensor(np.asarray(out_mask)) != 0
         if self.return_sequences:
             y_rev = y_rev.flip(0 if self.time_major else 1)
         out = _merge(self.merge_mode, y, y_rev)
-        if out_mask is not None:
-            for o in out if isinstance(out, list) else [out]:
-                o._keras_mask = out_mask
+        for o in out if isinstance(out, list) else [out]:
+            attach_mask(o, out_mask)
         if self.return_state:
             return (out if isinstance(out, list) else [out]) + states
         return out

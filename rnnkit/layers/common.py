@@ -109,11 +109,6 @@ def input_mask(inputs: Any, mask: Any) -> Any:
     return getattr(inputs, "_keras_mask", None)
 
 
-def attach_mask(outputs: Any, mask: Any) -> Any:
-    """``outputs`` with ``_keras_mask`` set to ``mask`` (a convenience for calls outside a container)."""
-    if mask is not None and isinstance(outputs, torch.Tensor):
-        outputs._keras_mask = mask  # type: ignore[attr-defined]  # containers use compute_mask instead
-    return outputs
 
 
 def is_training(module: torch.nn.Module, training: bool | None) -> bool:

@@ -17,13 +17,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rnnkit.core.sequences import attach_mask
 from rnnkit.engine import activations as activations_mod
 from rnnkit.engine import constraints as constraints_mod
 from rnnkit.engine import initializers as initializers_mod
 from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.layer import Layer
 from rnnkit.layers.common import (
-    attach_mask,
     check_rank,
     documented_layer,
     input_mask,

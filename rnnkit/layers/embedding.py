@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnkit.core.sequences import attach_mask
 from rnnkit.engine import constraints as constraints_mod
 from rnnkit.engine import initializers as initializers_mod
 from rnnkit.engine import regularizers as regularizers_mod
@@ -161,7 +162,7 @@ class Embedding(Layer):
                 ) from None
             raise
         if self.mask_zero:
-            out._keras_mask = raw != 0  # type: ignore[attr-defined]  # convenience only; containers use compute_mask
+            attach_mask(out, raw != 0)
         return out
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> torch.Tensor | None:

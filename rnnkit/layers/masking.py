@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.core.sequences import as_tensor
+from rnnkit.core.sequences import as_tensor, attach_mask
 from rnnkit.engine.layer import Layer
 
 
@@ -77,8 +77,7 @@ class Masking(Layer):
         x = self._inputs(inputs)
         keep = (x != self.mask_value).any(dim=-1)
         out = torch.where(keep.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        out._keras_mask = keep  # type: ignore[attr-defined]  # convenience only; containers use compute_mask
-        return out
+        return attach_mask(out, keep)
 
     def get_config(self) -> dict:
         config = super().get_config()

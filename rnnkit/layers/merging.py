@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 
+from rnnkit.core.sequences import attach_mask
 from rnnkit.engine.layer import Layer
-from rnnkit.layers.common import as_bool_mask, attach_mask, documented_layer, input_mask, numeric_input
+from rnnkit.layers.common import as_bool_mask, documented_layer, input_mask, numeric_input
 
 
 class _Merge(Layer):

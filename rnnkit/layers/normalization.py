@@ -26,11 +26,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rnnkit.core.sequences import attach_mask
 from rnnkit.engine import constraints as constraints_mod
 from rnnkit.engine import initializers as initializers_mod
 from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.layer import Layer
-from rnnkit.layers.common import as_bool_mask, attach_mask, documented_layer, input_mask, is_training, numeric_input
+from rnnkit.layers.common import as_bool_mask, documented_layer, input_mask, is_training, numeric_input
 
 _KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): guards the masked moments' division
 

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rnnkit.core.sequences import attach_mask
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.seeds import SeedStream
-from rnnkit.layers.common import attach_mask, check_rank, documented_layer, input_mask, is_training, numeric_input
+from rnnkit.layers.common import check_rank, documented_layer, input_mask, is_training, numeric_input
 
 
 def _rate(layer: str, rate: Any) -> float:

@@ -41,7 +41,7 @@ from rnnkit.core.protocol import (
     initial_states,
     reset_dropout,
 )
-from rnnkit.core.sequences import as_tensor, check_mask, check_sequences, check_states
+from rnnkit.core.sequences import as_tensor, attach_mask, check_mask, check_sequences, check_states
 from rnnkit.core.tree import flatten, pack_as
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
@@ -245,6 +245,10 @@ class RNN(StateBuffers, Layer):
             kwargs["constants"] = constants
         return cell_step_function(self.cell, **kwargs)
 
+    def forward(self, sequences, initial_state=None, mask=None, training=None, constants=None):
+        """The layer's call with its arguments named (``torch.export``'s ``dynamic_shapes`` uses the names)."""
+        return self.call(sequences, initial_state, mask, training, constants)
+
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         return self.prepare(sequences, initial_state, mask, training, constants).run()
 
@@ -309,8 +313,7 @@ class RNN(StateBuffers, Layer):
             self._states_zeroed = False
         if self.return_sequences:
             output = outputs.transpose(0, 1) if self.time_major else outputs
-            if mask is not None:
-                output._keras_mask = mask
+            attach_mask(output, mask)
         else:
             output = last
         if self.return_state:

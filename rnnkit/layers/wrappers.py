@@ -26,9 +26,10 @@ from typing import Any
 import torch
 
 from rnnkit.core.protocol import call_accepts, cell_method
+from rnnkit.core.sequences import attach_mask
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
-from rnnkit.layers.common import as_bool_mask, attach_mask, input_mask, mixes_samples, plain_input
+from rnnkit.layers.common import as_bool_mask, input_mask, mixes_samples, plain_input
 
 
 def _map(fn: Any, out: Any) -> Any:

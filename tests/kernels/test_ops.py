@@ -87,3 +87,50 @@ def test_compile_fullgraph_with_a_mask_with_holes():
     torch.manual_seed(1)
     mask = torch.tensor([[1, 1, 0, 1, 1, 0], [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 1]], dtype=torch.bool)
     _compiled_matches_eager(rnnkit.GRU(4, return_sequences=True), torch.randn(3, 6, 4), mask=mask)
+
+
+RIGHT_PADDED = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+HOLES = torch.tensor([[1, 1, 0, 1, 1, 0], [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 1]], dtype=torch.bool)
+
+
+@pytest.mark.parametrize("mask", [RIGHT_PADDED, HOLES], ids=["right-padded", "holes"])
+@pytest.mark.parametrize("go_backwards, zero_output", [(False, False), (True, False), (False, True)])
+def test_masked_op_opcheck_and_equals_the_loop(mask, go_backwards, zero_output):
+    x, hx, weights, mode, bias, _, _ = _case("lstm", False, None)
+    hx = [h[0] for h in hx]
+    args = (x, mask, hx, weights, mode, bias, go_backwards, zero_output)
+    torch.library.opcheck(torch.ops.rnnkit.rnn_kernel_masked.default, args,
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    fast = ops.masked_kernel_call(*args)
+    steps = ops._masked_steps(*args)  # the step-by-step twin, for any mask
+    for f, s in zip(fast, steps):
+        torch.testing.assert_close(f, s, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mask", [RIGHT_PADDED, HOLES], ids=["right-padded", "holes"])
+@pytest.mark.parametrize("make", [
+    lambda: rnnkit.LSTM(4, return_sequences=True, go_backwards=True),
+    lambda: rnnkit.GRU(4, return_state=True, zero_output_for_mask=True, return_sequences=True),
+    lambda: rnnkit.Bidirectional(rnnkit.LSTM(4, return_sequences=True)),
+], ids=["lstm-backwards", "gru-states-zero", "bidirectional"])
+def test_compile_fullgraph_masked(make, mask):
+    torch.manual_seed(2)
+    _compiled_matches_eager(make(), torch.randn(3, 6, 4), mask=mask)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_export_with_dynamic_batch_and_time(masked):
+    torch.manual_seed(3)
+    layer = rnnkit.LSTM(5, return_sequences=True)
+    x = torch.randn(3, 6, 4)
+    kwargs = {"mask": HOLES} if masked else {}
+    layer(x, **kwargs)
+    batch, time = torch.export.Dim("batch", min=2), torch.export.Dim("time", min=2)
+    shapes = {"sequences": {0: batch, 1: time}}
+    if masked:
+        shapes["mask"] = {0: batch, 1: time}
+    program = torch.export.export(layer, (x,), kwargs, dynamic_shapes=shapes)
+    x2 = torch.randn(5, 9, 4)
+    mask2 = torch.rand(5, 9) > 0.3 if masked else None
+    extra = {"mask": mask2} if masked else {}
+    torch.testing.assert_close(program.module()(x2, **extra), layer(x2, **extra), rtol=1e-5, atol=1e-6)
