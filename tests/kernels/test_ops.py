@@ -134,3 +134,28 @@ def test_export_with_dynamic_batch_and_time(masked):
     mask2 = torch.rand(5, 9) > 0.3 if masked else None
     extra = {"mask": mask2} if masked else {}
     torch.testing.assert_close(program.module()(x2, **extra), layer(x2, **extra), rtol=1e-5, atol=1e-6)
+
+
+class _MinimalCell(rnnkit.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((input_shape[-1], self.units))
+        self.recurrent_kernel = self.add_weight((self.units, self.units))
+
+    def call(self, inputs, states):
+        h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: rnnkit.RNN(_MinimalCell(4), return_sequences=True), (2, 5, 3)),
+    (lambda: rnnkit.ConvLSTM2D(2, 3, padding="same"), (2, 3, 4, 4, 2)),
+], ids=["custom-cell", "conv-lstm"])
+def test_compile_fullgraph_loops(make, shape):
+    """The generic and hoisted loops compile too (the loop is unrolled for the traced length)."""
+    torch.manual_seed(4)
+    _compiled_matches_eager(make(), torch.randn(*shape))
