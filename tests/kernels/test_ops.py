@@ -7,6 +7,14 @@ import rnnkit
 from rnnkit.kernels import ops
 
 
+@pytest.fixture(autouse=True)
+def fresh_dynamo():
+    """Each test compiles from scratch: dynamo's per-code-object recompile limit (8) is not shared across tests."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
 def _weights(mode, d, u, directions, bias, seed=0):
     gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}[mode]
     g = torch.Generator().manual_seed(seed)
