@@ -116,10 +116,17 @@ def test_ddp_matches_single_process_on_global_batch(spawned, single):
 def test_torchrun_launch(tmp_path, monkeypatch):
     """The script under torchrun (env:// rendezvous from RANK/WORLD_SIZE/MASTER_*), loopback only."""
     _loopback_env(monkeypatch)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={WORLD_SIZE}",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(EXAMPLES / "ddp_train.py"),
-           "--steps=2", "--batch-size=4", "--num-samples=16", f"--out-dir={tmp_path}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    for _ in range(2):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={WORLD_SIZE}",
+               "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(EXAMPLES / "ddp_train.py"),
+               "--steps=2", "--batch-size=4", "--num-samples=16", f"--out-dir={tmp_path}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        # A gloo rank sometimes aborts in process teardown after finishing its work (a C++ thread left
+        # running when the interpreter exits); that is torch's, not the training's: run once more.
+        teardown_abort = (proc.returncode != 0 and "terminate called without an active exception" in proc.stderr
+                          and "after 2 steps" in proc.stdout)
+        if not teardown_abort:
+            break
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "world_size=2 global_batch=8" in proc.stdout
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD_SIZE))
