@@ -175,6 +175,11 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
                                 f"(initial_state=..., mask=...), got {len(args) - 1} more positional")
             return symbolic_call(self, args[0], kwargs)
         if not self.__dict__.get("built", False):
+            if torch.jit.is_tracing():
+                raise RuntimeError(
+                    f"{self.name}: build the layer before torch.jit.trace (call it once, or layer.build(shape)): "
+                    "weights created while tracing would be recorded as part of the trace"
+                )
             first = args[0] if args else next(iter(kwargs.values()), None)
             self.build_from(first)
         outputs = super().__call__(*args, **kwargs)

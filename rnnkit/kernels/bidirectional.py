@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.kernels.fused import run_kernel
+from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.path import FUSED
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
@@ -42,7 +43,7 @@ def pair_blockers(call_fw, call_bw) -> list[str]:
         reasons.append("input dropout draws one mask per direction")
     if cf.dtype != cb.dtype or cf.kernel.device != cb.kernel.device:
         reasons.append("the two halves differ in dtype or device")
-    if mask is not None and torch.compiler.is_compiling():
+    if mask is not None and capturing_graph():
         reasons.append("under torch.compile/export a masked pair runs as two kernel calls (the mask is data)")
     if mask is not None and (fw.zero_output_for_mask != fw.return_sequences or
                              bw.zero_output_for_mask != bw.return_sequences):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.ops import kernel_call, masked_kernel_call, mode_of, rnn_kernel, rnn_kernel_masked
+from rnnkit.kernels.ops import capturing_graph, kernel_call, masked_kernel_call, mode_of, rnn_kernel, rnn_kernel_masked
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
 
@@ -38,7 +38,7 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
     """
     hx = [torch.stack(per_state) for per_state in zip(*directions)]
     args = (x, hx, list(weights), mode_of(kernel), use_bias, len(directions) == 2, lengths)
-    out, *hn = rnn_kernel(*args) if torch.compiler.is_compiling() else kernel_call(*args)
+    out, *hn = rnn_kernel(*args) if capturing_graph() else kernel_call(*args)
     return out, hn
 
 
@@ -57,5 +57,5 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         return out[:, -1], out, [h[0] for h in hn]
     args = (x, mask, list(states), list(weights), mode_of(kernel), cell.use_bias, layer.go_backwards,
             layer.zero_output_for_mask)
-    outputs, *new_states = rnn_kernel_masked(*args) if torch.compiler.is_compiling() else masked_kernel_call(*args)
+    outputs, *new_states = rnn_kernel_masked(*args) if capturing_graph() else masked_kernel_call(*args)
     return outputs[:, -1], outputs, new_states

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rnnkit.core.sequences import is_right_padded
+from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.spec import KernelSpec, family_of, spec_for
 
 FUSED, HOISTED, GENERIC = "fused", "hoisted", "generic"
@@ -82,7 +83,7 @@ def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants:
     reasons = config_blockers(cell, layer.unroll, training, spec)
     if has_constants:
         reasons.append("constants are passed to the cell at every step")
-    if mask is not None and torch.compiler.is_compiling():
+    if mask is not None and capturing_graph():
         pass  # a graph cannot read mask values: the fused op takes the mask as data, exact for any mask
     elif mask is not None and not is_right_padded(mask):
         reasons.append("the mask is not right-padded (it has holes or leading padding)")

@@ -259,6 +259,12 @@ class RNN(StateBuffers, Layer):
     def run_prepared(self, call: PreparedCall):
         """``(last, outputs, new_states)`` of a prepared call on the path its plan picks."""
         plan = call.plan()
+        if plan.path != FUSED and torch.jit.is_tracing():
+            raise RuntimeError(
+                f"{self.name}: torch.jit.trace would record the {plan.path} loop unrolled for "
+                f"{call.inputs.shape[1]} timesteps, wrong for any other length; use torch.compile or "
+                f"torch.export (they handle every path), or a fusable configuration ({'; '.join(plan.reasons)})"
+            )
         reset_dropout(self.cell)
         try:
             if plan.path == FUSED:

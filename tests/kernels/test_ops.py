@@ -167,3 +167,40 @@ def test_compile_fullgraph_loops(make, shape):
     """The generic and hoisted loops compile too (the loop is unrolled for the traced length)."""
     torch.manual_seed(4)
     _compiled_matches_eager(make(), torch.randn(*shape))
+
+
+class _Masked(torch.nn.Module):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, mask):
+        return self.layer(x, mask=mask)
+
+
+@pytest.mark.parametrize("make", [lambda: rnnkit.LSTM(4, return_sequences=True),
+                                  lambda: rnnkit.GRU(4, go_backwards=True)], ids=["lstm", "gru-backwards"])
+def test_jit_trace_is_exact_for_every_mask(make):
+    """A trace records the opaque masked op: a mask with holes, or another batch and length, stays exact."""
+    torch.manual_seed(5)
+    layer = make()
+    x = torch.randn(3, 6, 3)
+    layer(x)
+    traced = torch.jit.trace(_Masked(layer), (x, RIGHT_PADDED), check_trace=False)
+    for mask in (RIGHT_PADDED, HOLES):
+        torch.testing.assert_close(traced(x, mask), layer(x, mask=mask), rtol=1e-5, atol=1e-6)
+    x2, mask2 = torch.randn(2, 9, 3), torch.rand(2, 9) > 0.4
+    torch.testing.assert_close(traced(x2, mask2), layer(x2, mask=mask2), rtol=1e-5, atol=1e-6)
+
+
+def test_jit_trace_of_an_unbuilt_layer_is_refused():
+    with pytest.raises(RuntimeError, match="build the layer before torch.jit.trace"):
+        torch.jit.trace(rnnkit.LSTM(4), (torch.randn(2, 5, 3),), check_trace=False)
+
+
+def test_jit_trace_of_a_loop_path_is_refused():
+    layer = rnnkit.LSTM(4, recurrent_activation="hard_sigmoid")
+    x = torch.randn(2, 5, 3)
+    layer(x)
+    with pytest.raises(RuntimeError, match=r"unrolled for 5 timesteps.*hard_sigmoid"):
+        torch.jit.trace(layer, (x,), check_trace=False)
