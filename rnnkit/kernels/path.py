@@ -13,6 +13,8 @@ Three paths, fastest first; each is exact (same numbers as the generic loop):
              cells, stacked cells, and ``use_fused=False``.
 
 ``use_fused=True`` turns "cannot fuse" into an error that names the reasons.
+Under ``torch.func`` transforms (vmap, jvp, grad) built-in cells take the
+hoisted loop: the fused kernels have no batching or forward-mode rule.
 """
 
 from __future__ import annotations
@@ -83,7 +85,10 @@ def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants:
     reasons = config_blockers(cell, layer.unroll, training, spec)
     if has_constants:
         reasons.append("constants are passed to the cell at every step")
-    if mask is not None and capturing_graph():
+    if torch._C._are_functorch_transforms_active():
+        # vmap/jvp have no rule for the fused kernels; the hoisted loop is plain torch code, exact
+        reasons.append("torch.func transforms (vmap, jvp, grad) have no rule for the fused kernel")
+    elif mask is not None and capturing_graph():
         pass  # a graph cannot read mask values: the fused op takes the mask as data, exact for any mask
     elif mask is not None and not is_right_padded(mask):
         reasons.append("the mask is not right-padded (it has holes or leading padding)")
