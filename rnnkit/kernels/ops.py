@@ -281,3 +281,27 @@ def _backward_masked(ctx, grads):
 
 
 torch.library.register_autograd("rnnkit::rnn_kernel_masked", _backward_masked, setup_context=_setup_masked)
+
+
+# ---------------------------------------------------------------- autocast
+_AUTOCAST_RESULT: dict[tuple, torch.dtype] = {}
+
+
+def autocast_result_dtype(mode: str, device_type: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype ``torch.nn``'s module of this kernel returns under ``torch.autocast(device_type)``
+    for ``dtype`` inputs: the kernel run once on a 1-step example, per (mode, device, dtypes).
+
+    ``torch.nn.LSTM`` and ``RNN`` follow autocast's lower precision on the CPU, ``GRU`` stays
+    in float32 there: every path of an rnnkit layer returns what its ``torch.nn`` twin would.
+    """
+    key = (mode, device_type, dtype, torch.get_autocast_dtype(device_type))
+    if key not in _AUTOCAST_RESULT:
+        gates = {"lstm": 4, "gru": 3}.get(mode, 1)
+        device = "cpu" if device_type == "cpu" else device_type
+        x = torch.zeros(1, 1, 1, dtype=dtype, device=device)
+        hx = [torch.zeros(1, 1, 1, dtype=dtype, device=device) for _ in range(2 if mode == "lstm" else 1)]
+        weights = [torch.zeros(gates, 1, dtype=dtype, device=device) for _ in range(2)]
+        with torch.no_grad():
+            out = kernel_call(x, hx, weights, mode, False, False, None)[0]
+        _AUTOCAST_RESULT[key] = out.dtype
+    return _AUTOCAST_RESULT[key]
