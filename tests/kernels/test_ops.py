@@ -204,3 +204,15 @@ def test_jit_trace_of_a_loop_path_is_refused():
     layer(x)
     with pytest.raises(RuntimeError, match=r"unrolled for 5 timesteps.*hard_sigmoid"):
         torch.jit.trace(layer, (x,), check_trace=False)
+
+
+def test_dynamic_compile_does_not_recompile_for_new_batch_or_length():
+    torch.manual_seed(6)
+    layer = rnnkit.GRU(4, return_sequences=True)
+    layer(torch.randn(2, 3, 3))
+    compiled = torch.compile(layer, dynamic=True, fullgraph=True)
+    frames_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for batch, steps in [(2, 4), (5, 7), (6, 11)]:  # (dims equal to the feature size would be duck-sized)
+        x = torch.randn(batch, steps, 3)
+        torch.testing.assert_close(compiled(x), layer(x), rtol=1e-5, atol=1e-6)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - frames_before == 1
