@@ -94,11 +94,26 @@ def family_of(cell: Any) -> KernelSpec | None:
 
 
 def cell_to_torch(cell: Any) -> list[torch.Tensor]:
-    """torch-layout weights of a built-in cell (differentiable)."""
+    """torch-layout weights of a built-in cell (differentiable).
+
+    Without gradients (inference) the converted weights are kept on the cell
+    and reused while its parameters are the same tensors, unchanged (identity,
+    storage, version counter, dtype and device): no per-call conversion. With gradients they are made
+    anew each call, so that every graph has its own.
+    """
     spec = spec_for(cell)
     if spec is None:
         raise TypeError(f"{type(cell).__name__} is not a built-in cell with a kernel weight layout")
-    return spec.to_torch(cell)
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return spec.to_torch(cell)
+    params = [p for p in (cell.kernel, cell.recurrent_kernel, getattr(cell, "bias", None)) if p is not None]
+    key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+    cached = cell.__dict__.get("_torch_weights")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    weights = spec.to_torch(cell)
+    cell.__dict__["_torch_weights"] = (key, weights)
+    return weights
 
 
 def kernel_for(cell: Any) -> Callable | None:

@@ -1,6 +1,7 @@
 """``rnnkit.kernels.spec``: the registry of cell families, its lookups cached per cell type."""
 
 import pytest
+import torch
 
 import rnnkit
 from rnnkit.kernels import lstm as lstm_kernels
@@ -54,3 +55,22 @@ def test_register_clears_the_cache(restore_specs):
     assert spec_for(MyLSTMCell(2)) is None
     spec = register(MySpec())
     assert spec_for(MyLSTMCell(2)) is spec
+
+
+def test_inference_reuses_converted_weights_until_a_parameter_changes():
+    from rnnkit.kernels.spec import cell_to_torch
+
+    layer = rnnkit.LSTM(3)
+    x = torch.randn(2, 4, 2)
+    layer(x)
+    with torch.no_grad():
+        first = cell_to_torch(layer.cell)
+        assert cell_to_torch(layer.cell)[0] is first[0]  # reused
+        before = layer(x)
+        layer.cell.kernel.mul_(2.0)  # in place: a new version
+        assert cell_to_torch(layer.cell)[0] is not first[0]
+        after = layer(x)
+        layer.cell.kernel.data = layer.cell.kernel.data.clone() / 2.0  # new storage, same values as before
+        torch.testing.assert_close(layer(x), before)
+    assert not torch.allclose(before, after)
+    assert cell_to_torch(layer.cell)[0].requires_grad  # with gradients: made anew, in the graph
