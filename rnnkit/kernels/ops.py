@@ -27,6 +27,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.core.sequences import reverse_valid
+from rnnkit.kernels.spec import kernel_for
 
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 _MODE_OF = {id(fn): mode for mode, fn in KERNELS.items()}
@@ -169,14 +170,21 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
         return _POOL
 
 
-def _kernel_grads(grads, x, hx, weights, mode, use_bias, bidirectional, lengths) -> list[torch.Tensor]:
-    torch.set_num_threads(torch.get_num_threads())
-    with torch.enable_grad():
-        inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
-        xs, hs, ws = inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):]
-        outs = kernel_call(xs, hs, ws, mode, use_bias, bidirectional, lengths)
-        found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
-    return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
+def recompute_grads(call, grads: list[torch.Tensor], x: torch.Tensor, hx: list[torch.Tensor],
+                    weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``[dx, *dhx, *dweights]`` of ``call(x, hx, weights)`` for output gradients ``grads``, recomputed
+    under autograd in the helper thread (see above); unused inputs get zeros."""
+    threads = torch.get_num_threads()
+
+    def run() -> list[torch.Tensor]:
+        torch.set_num_threads(threads)
+        with torch.enable_grad():
+            inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
+            outs = call(inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):])
+            found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
+        return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
+
+    return _pool().submit(run).result()
 
 
 @torch.library.custom_op("rnnkit::rnn_kernel_backward", mutates_args=())
@@ -184,13 +192,8 @@ def rnn_kernel_backward(grads: list[torch.Tensor], x: torch.Tensor, hx: list[tor
                         weights: list[torch.Tensor], mode: str, use_bias: bool, bidirectional: bool,
                         lengths: torch.Tensor | None) -> list[torch.Tensor]:
     """Gradients ``[dx, *dhx, *dweights]`` of :func:`rnn_kernel` for output gradients ``grads``."""
-    threads = torch.get_num_threads()
-
-    def run() -> list[torch.Tensor]:
-        torch.set_num_threads(threads)
-        return _kernel_grads(grads, x, hx, weights, mode, use_bias, bidirectional, lengths)
-
-    return _pool().submit(run).result()
+    return recompute_grads(lambda xs, hs, ws: kernel_call(xs, hs, ws, mode, use_bias, bidirectional, lengths),
+                           grads, x, hx, weights)
 
 
 @rnn_kernel_backward.register_fake
@@ -235,27 +238,14 @@ def _rnn_kernel_masked_fake(x, mask, hx, weights, mode, use_bias, go_backwards, 
     return [x.new_empty((x.shape[0], x.shape[1], hx[0].shape[-1]))] + [h.new_empty(h.shape) for h in hx]
 
 
-def _masked_grads(grads, x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:
-    with torch.enable_grad():
-        inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
-        xs, hs, ws = inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):]
-        outs = masked_kernel_call(xs, mask, hs, ws, mode, use_bias, go_backwards, zero_output)
-        found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
-    return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
-
-
 @torch.library.custom_op("rnnkit::rnn_kernel_masked_backward", mutates_args=())
 def rnn_kernel_masked_backward(grads: list[torch.Tensor], x: torch.Tensor, mask: torch.Tensor,
                                hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,
                                go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
     """Gradients ``[dx, *dhx, *dweights]`` of :func:`rnn_kernel_masked`."""
-    threads = torch.get_num_threads()
-
-    def run() -> list[torch.Tensor]:
-        torch.set_num_threads(threads)
-        return _masked_grads(grads, x, mask, hx, weights, mode, use_bias, go_backwards, zero_output)
-
-    return _pool().submit(run).result()
+    return recompute_grads(
+        lambda xs, hs, ws: masked_kernel_call(xs, mask, hs, ws, mode, use_bias, go_backwards, zero_output),
+        grads, x, hx, weights)
 
 
 @rnn_kernel_masked_backward.register_fake
@@ -305,3 +295,11 @@ def autocast_result_dtype(mode: str, device_type: str, dtype: torch.dtype) -> to
             out = kernel_call(x, hx, weights, mode, False, False, None)[0]
         _AUTOCAST_RESULT[key] = out.dtype
     return _AUTOCAST_RESULT[key]
+
+
+def autocast_dtype_for(cell: Any, device_type: str, dtype: torch.dtype) -> torch.dtype | None:
+    """Under ``torch.autocast``, the dtype a built-in cell's ``torch.nn`` twin returns; else None."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    kernel = kernel_for(cell)
+    return None if kernel is None else autocast_result_dtype(mode_of(kernel), device_type, dtype)

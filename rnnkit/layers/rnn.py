@@ -46,9 +46,8 @@ from rnnkit.core.tree import flatten, pack_as
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
-from rnnkit.kernels.ops import autocast_result_dtype, mode_of
+from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, select_path
-from rnnkit.kernels.spec import kernel_for, spec_for
 from rnnkit.layers.prepared import PreparedCall
 from rnnkit.layers.state_buffers import StateBuffers
 
@@ -316,7 +315,7 @@ class RNN(StateBuffers, Layer):
     def finish_call(self, last, outputs, new_states, mask):
         """What the layer's call returns from a path's raw results: stateful bookkeeping,
         output mask and the return convention."""
-        target = self._autocast_dtype(outputs)
+        target = autocast_dtype_for(self.cell, outputs.device.type, self.dtype)
         if target is not None:  # every path returns what the torch.nn twin returns under autocast
             last, outputs = last.to(target), outputs.to(target)
             new_states = pack_as(new_states, [s.to(target) for s in flatten(new_states)])
@@ -331,16 +330,6 @@ class RNN(StateBuffers, Layer):
         if self.return_state:
             return [output, *new_states]
         return output
-
-    def _autocast_dtype(self, outputs: torch.Tensor) -> torch.dtype | None:
-        """Under ``torch.autocast``, the dtype the built-in cell's ``torch.nn`` twin returns; else None."""
-        device_type = outputs.device.type
-        if not torch.is_autocast_enabled(device_type):
-            return None
-        kernel = kernel_for(self.cell) if spec_for(self.cell) is not None else None
-        if kernel is None:
-            return None
-        return autocast_result_dtype(mode_of(kernel), device_type, self.dtype)
 
     # -------------------------------------------------------------- stateful
     def reset_states(self, states: Any = None) -> None:
