@@ -87,3 +87,6 @@ __all__ += ["Activation", "Add", "Average", "BatchNormalization", "Concatenate",
             "Flatten", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization", "Maximum", "Minimum",
             "Multiply", "Permute", "RepeatVector", "Reshape", "SpatialDropout1D", "Subtract", "TimeDistributed"]
 __all__ += ["from_torch", "to_torch"]
+from rnnkit.io.onnx import export_onnx  # noqa: E402  (onnx and onnxscript are imported when it is called)
+
+__all__ += ["export_onnx"]
