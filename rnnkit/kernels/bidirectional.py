@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.kernels.fused import run_kernel
+from rnnkit.core.sequences import is_right_padded
+from rnnkit.kernels.fused import fused_rnn, run_kernel
 from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.path import FUSED
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
@@ -71,6 +72,9 @@ def fused_bidirectional(call_fw, call_bw):
         seq_fw, seq_bw = out[..., :u], out[..., u:].flip(1)
         return (seq_fw[:, -1], seq_fw, [h[0] for h in hn]), (seq_bw[:, -1], seq_bw, [h[1] for h in hn])
 
+    if not is_right_padded(mask):  # one kernel call needs right-padded rows; any mask: one masked call per half
+        return (fused_rnn(fw, x, states_fw, mask, call_fw.training),
+                fused_rnn(bw, x, states_bw, mask, call_bw.training))
     lengths = mask.sum(1)
     out, hn = run_kernel(kernel, x, [states_fw, states_bw], weights, fw.cell.use_bias, lengths)
     has_steps = lengths > 0

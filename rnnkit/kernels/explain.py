@@ -16,17 +16,23 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
     ``"generic"``. Nothing is computed; the layer is built if it was not.
     For ``Bidirectional``: one bidirectional kernel call when both halves can
     fuse together, two fused calls when each can alone, else the forward
-    half's plan.
+    half's plan. A mask never changes the path, only how the fused path
+    runs (``plan.detail``): packed rows when right-padded, else a step loop.
     """
     if not getattr(layer, "built", True):
         layer.build_from(inputs)
     target = getattr(layer, "forward_layer", layer)
     call = target.prepare(inputs, None, mask, training, constants)
     plan = call.plan()
+    masked = call.mask is not None
     if target is not layer:
         blockers = pair_blockers(call, layer.backward_layer.prepare(inputs, None, mask, training, constants))
         if not blockers:
-            return Plan(FUSED, [], "one bidirectional kernel call")
+            detail = ("one bidirectional kernel call when the mask is right-padded, one masked call per half "
+                      "otherwise") if masked else "one bidirectional kernel call"
+            return Plan(FUSED, [], detail)
         if plan.path == FUSED:
             return Plan(FUSED, blockers, "two kernel calls")
+    if plan.path == FUSED and masked:
+        return Plan(FUSED, plan.reasons, "mask: packed kernel when right-padded, a hoisted step loop otherwise")
     return plan

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from rnnkit.core.sequences import is_right_padded
 from rnnkit.kernels.ops import capturing_graph, kernel_call, masked_kernel_call, mode_of, rnn_kernel, rnn_kernel_masked
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
@@ -45,6 +46,10 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
     """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel."""
     cell = layer.cell
+    if mask is not None and not capturing_graph() and not is_right_padded(mask):
+        # eagerly, a mask the packed kernel cannot take runs on the layer's hoisted loop (the fastest exact
+        # loop); in a captured graph the masked op's own step loop does, with the mask as data
+        return layer.loop(True, x, states, mask, training, None)
     masks = cell.dropout_masks(x[:, 0], training)
     if masks is not None:
         x = x * masks[0].unsqueeze(1)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.core.sequences import reverse_valid
+from rnnkit.core.sequences import is_right_padded, reverse_valid
 from rnnkit.kernels.spec import kernel_for
 
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
@@ -69,10 +69,6 @@ def kernel_call(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Ten
     return [out] + [t.index_select(1, packed.unsorted_indices) for t in hn]
 
 
-_CELLS: dict[str, Any] = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn_tanh": torch.rnn_tanh_cell,
-          "rnn_relu": torch.rnn_relu_cell}
-
-
 def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
                        mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
     """``[outputs, *new_states]`` of one direction with Keras's masking rules, for any mask.
@@ -81,13 +77,12 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     ``outputs`` ``(B, T, U)`` in processing order (reversed with
     ``go_backwards``); masked steps carry the states and repeat the previous
     output (zeros with ``zero_output``). A right-padded mask runs the fused
-    kernel on packed rows; any other mask runs torch's cell function step by
-    step (``torch.lstm_cell`` ...), the same equations.
+    kernel on packed rows; any other mask runs the same equations step by step
+    over a hoisted input projection (:func:`_masked_steps`).
     """
     batch, steps = x.shape[:2]
     lengths = mask.sum(1)
-    right_padded = bool(torch.equal(mask, torch.arange(steps, device=mask.device).unsqueeze(0) < lengths[:, None]))
-    if not right_padded:
+    if not is_right_padded(mask):
         return _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output)
     if bool((lengths == steps).all()):  # nothing masked: one plain kernel call
         out, *hn = kernel_call(x.flip(1) if go_backwards else x, [h.unsqueeze(0) for h in hx], weights, mode,
@@ -115,26 +110,53 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
 
 
 def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:
-    """The step-by-step twin of :func:`masked_kernel_call` (masks with holes or leading padding)."""
-    cell = _CELLS[mode]
+    """The step-by-step twin of :func:`masked_kernel_call`, for any mask (holes, leading padding).
+
+    The input projection of every step is one matrix product before the loop
+    (hoisted); each step then applies torch's cell equations (``torch.nn.LSTM``
+    gates ``i f g o``, GRU ``r z n`` with the reset gate after the recurrent
+    product, RNN ``tanh``/``relu``) to ``x_proj_t + h W_hh^T + b_hh``.
+    """
     w_ih, w_hh = weights[0], weights[1]
-    b_ih, b_hh = (weights[2], weights[3]) if use_bias else (None, None)
+    x_proj = x @ w_ih.t()
+    if use_bias:
+        x_proj = x_proj + weights[2]
+    b_hh = weights[3] if use_bias else None
     states = list(hx)
     prev = torch.zeros_like(states[0])
     outputs = []
     order = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    # unbind once: indexing x_proj[:, t] per step makes every step's backward fill a whole-input zero tensor
+    steps, masks = x_proj.unbind(1), mask.unsqueeze(-1).unbind(1)
+    w_hh_t = w_hh.t()
     for t in order:
-        m = mask[:, t].unsqueeze(1)
-        if mode == "lstm":
-            h, c = cell(x[:, t], (states[0], states[1]), w_ih, w_hh, b_ih, b_hh)
-            new = [h, c]
-        else:
-            h = cell(x[:, t], states[0], w_ih, w_hh, b_ih, b_hh)
-            new = [h]
+        m = masks[t]
+        rec = states[0] @ w_hh_t
+        if b_hh is not None:
+            rec = rec + b_hh
+        new = _cell_step(mode, steps[t], rec, states)
         states = [torch.where(m, n, o) for n, o in zip(new, states)]
-        prev = torch.where(m, h, torch.zeros_like(h) if zero_output else prev)
+        prev = torch.where(m, new[0], torch.zeros_like(prev) if zero_output else prev)
         outputs.append(prev)
     return [torch.stack(outputs, 1), *states]
+
+
+def _cell_step(mode: str, xp: torch.Tensor, rec: torch.Tensor, states: list[torch.Tensor]) -> list[torch.Tensor]:
+    """One step of torch's cell equations from the input part ``xp`` and the recurrent part ``rec``."""
+    if mode == "lstm":
+        z = xp + rec
+        i, f, _, o = torch.sigmoid(z).chunk(4, 1)  # one sigmoid over all gates (g's slice unused)
+        g = torch.tanh(z.chunk(4, 1)[2])
+        c = f * states[1] + i * g
+        return [o * torch.tanh(c), c]
+    if mode == "gru":
+        xr, xz, xn = xp.chunk(3, 1)
+        hr, hz, hn = rec.chunk(3, 1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return [(1 - z) * n + z * states[0]]
+    pre = xp + rec
+    return [torch.tanh(pre) if mode == "rnn_tanh" else torch.relu(pre)]
 
 
 @torch.library.custom_op("rnnkit::rnn_kernel", mutates_args=())

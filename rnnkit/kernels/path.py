@@ -5,7 +5,9 @@ Three paths, fastest first; each is exact (same numbers as the generic loop):
 ``fused``    PyTorch's fused RNN kernel (``rnnkit.kernels.fused``): a built-in
              LSTM / GRU(reset_after=True) / SimpleRNN(tanh|relu) cell with its
              default activations, no recurrent dropout, per-sequence input
-             dropout, no ``unroll``, and no mask or a right-padded one.
+             dropout, no ``unroll``; any mask (its values never decide the
+             path: right-padded rows run packed, other masks on the hoisted
+             loop eagerly or in the masked op's step loop in a graph).
 ``hoisted``  a built-in cell that cannot fuse: the input projections of all
              timesteps in one matrix product, the loop runs only the recurrent
              part (``cell.recurrent_step``).
@@ -23,8 +25,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rnnkit.core.sequences import is_right_padded
-from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.spec import KernelSpec, family_of, spec_for
 
 FUSED, HOISTED, GENERIC = "fused", "hoisted", "generic"
@@ -88,10 +88,8 @@ def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants:
     if torch._C._are_functorch_transforms_active():
         # vmap/jvp have no rule for the fused kernels; the hoisted loop is plain torch code, exact
         reasons.append("torch.func transforms (vmap, jvp, grad) have no rule for the fused kernel")
-    elif mask is not None and capturing_graph():
-        pass  # a graph cannot read mask values: the fused op takes the mask as data, exact for any mask
-    elif mask is not None and not is_right_padded(mask):
-        reasons.append("the mask is not right-padded (it has holes or leading padding)")
+    # A mask never decides the path (its values are data): the fused path is exact for any mask
+    # (rnnkit.kernels.ops.masked_kernel_call: packed kernel when right-padded, else a hoisted step loop).
     if not reasons:
         return Plan(FUSED, [])
     if choice is True:

@@ -270,12 +270,12 @@ class RNN(StateBuffers, Layer):
         try:
             if plan.path == FUSED:
                 return fused_rnn(self, call.inputs, call.states, call.mask, call.training)
-            loop = self._compiled() if self.compile_loop else self._loop
+            loop = self._compiled() if self.compile_loop else self.loop
             return loop(plan.path == HOISTED, call.inputs, call.states, call.mask, call.training, call.constants)
         finally:
             reset_dropout(self.cell)
 
-    def _loop(self, hoisted: bool, x, states, mask, training: bool, constants):
+    def loop(self, hoisted: bool, x, states, mask, training: bool, constants):
         """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only)."""
         if hoisted:
             inputs, step = self.cell.project_inputs(x, training), self.hoisted_step(training)
@@ -293,14 +293,14 @@ class RNN(StateBuffers, Layer):
         )
 
     def _compiled(self):
-        """``torch.compile`` of :meth:`_loop`, made on first use (opt-in: ``compile=True``).
+        """``torch.compile`` of :meth:`loop`, made on first use (opt-in: ``compile=True``).
 
         Dynamo traces the Python loop for the sequence length it sees (one
         compilation per length, batch size and flag combination), so the first
         call pays the compile time; see ``benchmarks/`` for what it buys.
         """
         if self._compiled_loop is None:
-            self._compiled_loop = torch.compile(self._loop, dynamic=False)
+            self._compiled_loop = torch.compile(self.loop, dynamic=False)
         return self._compiled_loop
 
     def hoisted_step(self, training: bool):

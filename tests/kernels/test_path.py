@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.core.sequences import is_right_padded
 from rnnkit.kernels.path import (
     FUSED,
     GENERIC,
@@ -17,7 +18,6 @@ from rnnkit.kernels.path import (
     Plan,
     config_blockers,
     is_builtin_cell,
-    is_right_padded,
     select_path,
 )
 
@@ -153,11 +153,10 @@ def test_use_fused_false_is_generic_whatever_the_config():
 
 
 @pytest.mark.parametrize("mask", [HOLES, LEADING])
-def test_holes_and_leading_padding_are_hoisted(mask):
+def test_mask_values_never_decide_the_path(mask):
+    """Holes or leading padding: the same fused path (exact for any mask), chosen from static facts."""
     plan = select_path(_layer(), torch.tensor(mask), training=False)
-    assert plan.path == HOISTED
-    assert plan.reasons == ["the mask is not right-padded (it has holes or leading padding)"]
-    assert str(plan).startswith("hoisted loop: the mask is not right-padded")
+    assert plan == Plan(FUSED, [])
 
 
 def test_constants_block_fusing():
@@ -179,11 +178,11 @@ def test_custom_and_stacked_cells_are_generic():
 
 def test_several_reasons_are_all_listed():
     layer = _layer(rnnkit.GRU, reset_after=False, recurrent_activation="hard_sigmoid", unroll=True)
-    plan = select_path(layer, torch.tensor(HOLES), training=False)
+    plan = select_path(layer, torch.tensor(HOLES), training=False, has_constants=True)
     assert plan.path == HOISTED
     assert len(plan.reasons) == 4
     text = str(plan)
-    for word in ("reset_after=False", "hard_sigmoid", "unroll", "not right-padded"):
+    for word in ("reset_after=False", "hard_sigmoid", "unroll", "constants"):
         assert word in text
 
 
@@ -191,8 +190,6 @@ def test_several_reasons_are_all_listed():
 @pytest.mark.parametrize("make, call_kwargs, words", [
     (lambda: rnnkit.LSTM(U, recurrent_activation="hard_sigmoid", use_fused=True), {}, ["hard_sigmoid"]),
     (lambda: rnnkit.GRU(U, recurrent_activation="hard_sigmoid", use_fused=True), {}, ["hard_sigmoid"]),
-    (lambda: rnnkit.LSTM(U, use_fused=True), {"mask": HOLES}, ["not right-padded"]),
-    (lambda: rnnkit.SimpleRNN(U, use_fused=True), {"mask": LEADING}, ["not right-padded"]),
     (lambda: rnnkit.GRU(U, reset_after=False, use_fused=True), {}, ["reset_after=False"]),
     (lambda: rnnkit.RNN(MinimalCell(U), use_fused=True), {}, ["MinimalCell", "not a built-in"]),
     (lambda: rnnkit.RNN([rnnkit.LSTMCell(U)], use_fused=True), {}, ["StackedRNNCells"]),

@@ -225,10 +225,13 @@ def test_gru_has_no_reset_after_argument_but_lstm_has_unit_forget_bias():
 
 
 @pytest.mark.parametrize("kind", list(PAIRS))
-def test_holes_mask_raises_value_error(kind):
-    layer = PAIRS[kind][0](U)
-    with pytest.raises(ValueError, match="not right-padded"):
-        layer(_x(), mask=MASK_HOLES)
+def test_holes_mask_runs_exactly_on_the_fused_path(kind):
+    """A mask never decides the path: a fused-only layer is exact for masks with holes too."""
+    cudnn, base = _pair(kind, return_sequences=True, go_backwards=True)
+    x = _x(3)
+    assert rnnkit.explain(cudnn, x, mask=MASK_HOLES).path == "fused"
+    for got, want in zip(_np(cudnn(x, mask=MASK_HOLES)), _np(base(x, mask=MASK_HOLES))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------ config
@@ -282,8 +285,8 @@ def test_bidirectional_cudnn_same_numbers_as_base(kind):
     assert len(got) == 1 + 2 * n_states
     for u, v in zip(got, want):
         np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="not right-padded"):
-        a(x, mask=MASK_HOLES)
+    for u, v in zip(_np(a(x, mask=MASK_HOLES)), _np(b(x, mask=MASK_HOLES))):  # holes: exact too
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", list(PAIRS))
