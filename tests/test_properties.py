@@ -53,6 +53,7 @@ def flat(out):
 
 
 def close(a, b, tol=1e-10):
+    assert len(flat(a)) == len(flat(b))
     for u, v in zip(flat(a), flat(b)):
         torch.testing.assert_close(u, v, rtol=tol, atol=tol)
 

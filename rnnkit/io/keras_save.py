@@ -124,6 +124,10 @@ def _sequential_spec(model: Any, body: list, input_shape: tuple | None, input_dt
         else:
             raise ValueError(f"save_keras_model: cannot tell the input shape of {first.name!r}; "
                              "pass input_shape=(None, timesteps, features)")
+    needed = 2 if isinstance(first, rnnkit.Embedding) else 3
+    if len(tuple(input_shape)) < needed:
+        raise ValueError(f"save_keras_model: input_shape {tuple(input_shape)} has no batch axis or time axis; "
+                         f"give the full shape, e.g. (None, None{'' if needed == 2 else ', features'})")
     dtype = input_dtype or ("int32" if isinstance(first, rnnkit.Embedding) else "float32")
     layers = [_input_spec("input_layer", tuple(input_shape), dtype)] + [layer_spec(layer) for layer in body]
     name = getattr(model, "name", "sequential") if isinstance(model, rnnkit.Sequential) else "sequential"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.core.sequences import is_right_padded
-from rnnkit.kernels.fused import fused_rnn, run_kernel
+from rnnkit.kernels.fused import run_kernel
 from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.path import FUSED
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
@@ -53,7 +53,8 @@ def pair_blockers(call_fw, call_bw) -> list[str]:
 
 
 def fused_bidirectional(call_fw, call_bw):
-    """Both halves of two prepared calls at once (``pair_blockers`` found nothing).
+    """Both halves of two prepared calls at once (``pair_blockers`` found nothing); ``None`` when the
+    mask is not right-padded (the caller then runs each half on its own).
 
     Returns ``(fw_last, fw_seq, fw_states), (bw_last, bw_seq, bw_states)`` with
     ``bw_seq`` in the backward layer's *processing* order, as its own call
@@ -72,9 +73,8 @@ def fused_bidirectional(call_fw, call_bw):
         seq_fw, seq_bw = out[..., :u], out[..., u:].flip(1)
         return (seq_fw[:, -1], seq_fw, [h[0] for h in hn]), (seq_bw[:, -1], seq_bw, [h[1] for h in hn])
 
-    if not is_right_padded(mask):  # one kernel call needs right-padded rows; any mask: one masked call per half
-        return (fused_rnn(fw, x, states_fw, mask, call_fw.training),
-                fused_rnn(bw, x, states_bw, mask, call_bw.training))
+    if not is_right_padded(mask):  # one kernel call needs right-padded rows: the caller runs each half
+        return None
     lengths = mask.sum(1)
     out, hn = run_kernel(kernel, x, [states_fw, states_bw], weights, fw.cell.use_bias, lengths)
     has_steps = lengths > 0

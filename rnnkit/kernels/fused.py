@@ -44,12 +44,13 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
 
 
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
-    """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel."""
+    """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel; ``None`` when,
+    eagerly, the mask is not right-padded (the caller then runs its hoisted loop)."""
     cell = layer.cell
     if mask is not None and not capturing_graph() and not is_right_padded(mask):
-        # eagerly, a mask the packed kernel cannot take runs on the layer's hoisted loop (the fastest exact
-        # loop); in a captured graph the masked op's own step loop does, with the mask as data
-        return layer.loop(True, x, states, mask, training, None)
+        # eagerly, a mask the packed kernel cannot take goes back to the layer, which runs its hoisted loop
+        # (the fastest exact loop); in a captured graph the masked op's own step loop runs, the mask as data
+        return None
     masks = cell.dropout_masks(x[:, 0], training)
     if masks is not None:
         x = x * masks[0].unsqueeze(1)

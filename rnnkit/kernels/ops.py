@@ -19,8 +19,6 @@ and call the kernel directly, with torch's own autograd.
 
 from __future__ import annotations
 
-import concurrent.futures
-import threading
 from typing import Any
 
 import torch
@@ -179,34 +177,21 @@ def _rnn_kernel_fake(x, hx, weights, mode, use_bias, bidirectional, lengths):
 
 
 # The backward recomputes the kernel under autograd. A custom op's implementation runs with autograd
-# excluded in this thread's dispatch state, so the recomputation runs in a helper thread of its own.
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rnnkit-kernel-grad")
-        return _POOL
+# excluded from this thread's dispatch state; the recomputation restores the process's default dispatch
+# state for its duration (in the calling thread: the autograd engine's device threads stay free).
+_DEFAULT_EXCLUDE = torch._C._dispatch_tls_local_exclude_set()
 
 
 def recompute_grads(call, grads: list[torch.Tensor], x: torch.Tensor, hx: list[torch.Tensor],
                     weights: list[torch.Tensor]) -> list[torch.Tensor]:
     """``[dx, *dhx, *dweights]`` of ``call(x, hx, weights)`` for output gradients ``grads``, recomputed
-    under autograd in the helper thread (see above); unused inputs get zeros."""
-    threads = torch.get_num_threads()
-
-    def run() -> list[torch.Tensor]:
-        torch.set_num_threads(threads)
-        with torch.enable_grad():
-            inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
-            outs = call(inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):])
-            found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
-        return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
-
-    return _pool().submit(run).result()
+    under autograd (see above); unused inputs get zeros."""
+    guard = torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), _DEFAULT_EXCLUDE)
+    with guard, torch.enable_grad():
+        inputs = [t.detach().requires_grad_() for t in [x, *hx, *weights]]
+        outs = call(inputs[0], inputs[1:1 + len(hx)], inputs[1 + len(hx):])
+        found = torch.autograd.grad(outs, inputs, grads, allow_unused=True)
+    return [(g if g is not None else torch.zeros_like(t)).contiguous() for g, t in zip(found, inputs)]
 
 
 @torch.library.custom_op("rnnkit::rnn_kernel_backward", mutates_args=())
@@ -309,7 +294,7 @@ def autocast_result_dtype(mode: str, device_type: str, dtype: torch.dtype) -> to
     key = (mode, device_type, dtype, torch.get_autocast_dtype(device_type))
     if key not in _AUTOCAST_RESULT:
         gates = {"lstm": 4, "gru": 3}.get(mode, 1)
-        device = "cpu" if device_type == "cpu" else device_type
+        device = device_type
         x = torch.zeros(1, 1, 1, dtype=dtype, device=device)
         hx = [torch.zeros(1, 1, 1, dtype=dtype, device=device) for _ in range(2 if mode == "lstm" else 1)]
         weights = [torch.zeros(gates, 1, dtype=dtype, device=device) for _ in range(2)]

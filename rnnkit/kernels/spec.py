@@ -25,6 +25,7 @@ runs before the loop (``cell.project_inputs``) and the loop runs only
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -108,12 +109,16 @@ def cell_to_torch(cell: Any) -> list[torch.Tensor]:
         return spec.to_torch(cell)
     params = [p for p in (cell.kernel, cell.recurrent_kernel, getattr(cell, "bias", None)) if p is not None]
     key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
-    cached = cell.__dict__.get("_torch_weights")
+    cached = _TORCH_WEIGHTS.get(cell)
     if cached is not None and cached[0] == key:
         return cached[1]
     weights = spec.to_torch(cell)
-    cell.__dict__["_torch_weights"] = (key, weights)
+    _TORCH_WEIGHTS[cell] = (key, weights)
     return weights
+
+
+# Converted inference weights per cell, outside the cell: never pickled, copied or in a state_dict.
+_TORCH_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def kernel_for(cell: Any) -> Callable | None:

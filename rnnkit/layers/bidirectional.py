@@ -223,10 +223,11 @@ class Bidirectional(Layer):
         fw, bw = self.forward_layer, self.backward_layer
         call_fw = fw.prepare(sequences, fw_state, mask, training, constants)
         call_bw = bw.prepare(sequences, bw_state, mask, training, constants)
-        if pair_blockers(call_fw, call_bw):
+        pair = None if pair_blockers(call_fw, call_bw) else fused_bidirectional(call_fw, call_bw)
+        if pair is None:
             y, y_rev = call_fw.run(), call_bw.run()
         else:
-            res_fw, res_bw = fused_bidirectional(call_fw, call_bw)
+            res_fw, res_bw = pair
             y, y_rev = call_fw.finish(*res_fw), call_bw.finish(*res_bw)
         fw.record_activity(y)
         bw.record_activity(y_rev)

@@ -269,9 +269,12 @@ class RNN(StateBuffers, Layer):
         reset_dropout(self.cell)
         try:
             if plan.path == FUSED:
-                return fused_rnn(self, call.inputs, call.states, call.mask, call.training)
+                result = fused_rnn(self, call.inputs, call.states, call.mask, call.training)
+                if result is not None:
+                    return result  # else: a mask with holes, eagerly: the hoisted loop below
             loop = self._compiled() if self.compile_loop else self.loop
-            return loop(plan.path == HOISTED, call.inputs, call.states, call.mask, call.training, call.constants)
+            hoisted = plan.path in (HOISTED, FUSED)
+            return loop(hoisted, call.inputs, call.states, call.mask, call.training, call.constants)
         finally:
             reset_dropout(self.cell)
 

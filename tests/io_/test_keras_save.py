@@ -88,3 +88,10 @@ def test_plain_torch_module_is_refused(tmp_path):
     model(torch.zeros(2, 4, 3))
     with pytest.raises(TypeError, match="plain torch module"):
         rnnkit.save_keras_model(model, tmp_path / "m.keras")
+
+
+def test_input_shape_without_batch_or_time_axis_is_refused(tmp_path):
+    model = rnnkit.Sequential([rnnkit.LSTM(3)])
+    model(torch.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match="no batch axis or time axis"):
+        rnnkit.save_keras_model(model, tmp_path / "m.keras", input_shape=(4, 3))

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.kernels import lstm as lstm_kernels
 from rnnkit.kernels import ops
 
 
@@ -110,10 +111,16 @@ def test_masked_op_opcheck_and_equals_the_loop(mask, go_backwards, zero_output):
     args = (x, mask, hx, weights, mode, bias, go_backwards, zero_output)
     torch.library.opcheck(torch.ops.rnnkit.rnn_kernel_masked.default, args,
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
-    fast = ops.masked_kernel_call(*args)
-    steps = ops._masked_steps(*args)  # the step-by-step twin, for any mask
-    for f, s in zip(fast, steps):
-        torch.testing.assert_close(f, s, rtol=0, atol=1e-12)
+    got = ops.masked_kernel_call(*args)
+    # the reference: rnnkit's generic loop with the same weights (Keras layout) and Keras's masking rules
+    layer = rnnkit.LSTM(hx[0].shape[-1], return_sequences=True, return_state=True, go_backwards=go_backwards,
+                        zero_output_for_mask=zero_output, use_fused=False).double()
+    layer.build(tuple(x.shape))
+    layer.set_weights([w.numpy() for w in lstm_kernels.lstm_from_torch(*weights)])
+    want = layer(x, initial_state=hx, mask=mask)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("mask", [RIGHT_PADDED, HOLES], ids=["right-padded", "holes"])

@@ -74,3 +74,16 @@ def test_inference_reuses_converted_weights_until_a_parameter_changes():
         torch.testing.assert_close(layer(x), before)
     assert not torch.allclose(before, after)
     assert cell_to_torch(layer.cell)[0].requires_grad  # with gradients: made anew, in the graph
+
+
+def test_the_inference_weight_cache_is_not_part_of_the_cell():
+    import copy
+    import pickle
+
+    layer = rnnkit.GRU(3)
+    layer(torch.randn(2, 4, 2))
+    with torch.no_grad():
+        layer(torch.randn(2, 4, 2))  # fills the cache
+    assert not any(isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], list) for v in vars(layer.cell).values())
+    clone = pickle.loads(pickle.dumps(layer))
+    torch.testing.assert_close(clone(torch.ones(1, 4, 2)), copy.deepcopy(layer)(torch.ones(1, 4, 2)))
