@@ -112,7 +112,7 @@ def cell_to_torch(cell: Any) -> list[torch.Tensor]:
     cached = _TORCH_WEIGHTS.get(cell)
     if cached is not None and cached[0] == key:
         return cached[1]
-    weights = spec.to_torch(cell)
+    weights = [w.contiguous() for w in spec.to_torch(cell)]  # the kernels read contiguous weights faster
     _TORCH_WEIGHTS[cell] = (key, weights)
     return weights
 
