@@ -48,6 +48,7 @@ from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, select_path
+from rnnkit.kernels.spec import spec_for
 from rnnkit.layers.prepared import PreparedCall
 from rnnkit.layers.state_buffers import StateBuffers
 
@@ -100,6 +101,7 @@ class RNN(StateBuffers, Layer):
         self.states = None
         self._states_zeroed = True  # zero states may be re-created for another batch size
         self._feature_shape: tuple | None = None
+        self._builtin_cell = spec_for(cell) is not None  # its initial states follow its weights' device
         method = cell_method(cell)
         self._cell_takes_training = call_accepts(method, "training")
         self._cell_takes_constants = call_accepts(method, "constants")
@@ -198,7 +200,8 @@ class RNN(StateBuffers, Layer):
         """Convert and validate the call arguments; returns them ready for the loop."""
         if mask is None:
             mask = getattr(sequences, "_keras_mask", None)
-        x = as_tensor(sequences, self.dtype, self._device(), "input", self.name)
+        dtype = self.dtype
+        x = as_tensor(sequences, dtype, self._device(), "input", self.name)
         check_sequences(x, self.name, self._feature_shape)
         if self._feature_shape is None:
             self._feature_shape = tuple(x.shape[2:])
@@ -223,17 +226,20 @@ class RNN(StateBuffers, Layer):
                     "with another batch size"
                 )
         if initial_state is not None:
-            states = self._nest(check_states(initial_state, self.state_size, batch, self.name, self.dtype, x.device))
+            states = self._nest(check_states(initial_state, self.state_size, batch, self.name, dtype, x.device))
+        elif stored is not None:
+            states = stored
         else:
-            states = stored if stored is not None else initial_states(self.cell, batch, self.dtype)
-            states = pack_as(states, [s.to(x.device) for s in flatten(states)])  # no-op on the same device
+            states = initial_states(self.cell, batch, dtype)
+            if not self._builtin_cell:  # a custom cell's own initial states may sit on another device
+                states = pack_as(states, [s.to(x.device) for s in flatten(states)])
         if constants is not None:
             if not self._cell_takes_constants:
                 raise ValueError(
                     f"{self.name}: constants were given but the cell {type(self.cell).__name__}'s call "
                     "does not accept a `constants` argument"
                 )
-            constants = [as_tensor(c, self.dtype, x.device, "constants", self.name) for c in
+            constants = [as_tensor(c, dtype, x.device, "constants", self.name) for c in
                          (constants if isinstance(constants, (list, tuple)) else [constants])]
         return x, states, mask, constants
 
