@@ -37,7 +37,8 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
     ``torch.export`` the call is the opaque op ``rnnkit::rnn_kernel``
     (:mod:`rnnkit.kernels.ops`); eagerly, the kernel itself.
     """
-    hx = [torch.stack(per_state) for per_state in zip(*directions)]
+    hx = [per_state[0].unsqueeze(0) if len(per_state) == 1 else torch.stack(per_state)
+          for per_state in zip(*directions)]
     args = (x, hx, list(weights), mode_of(kernel), use_bias, len(directions) == 2, lengths)
     out, *hn = rnn_kernel(*args) if capturing_graph() else kernel_call(*args)
     return out, hn
