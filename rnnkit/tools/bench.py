@@ -127,14 +127,25 @@ def keras_torch_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | 
     return runner(lambda: layer(x, mask=mask, training=mode == "train"), params, mode)
 
 
+def jax_missing() -> str | None:
+    """Why the Keras-on-jax peer cannot run here (None: it can): jax or keras not installed."""
+    import importlib.util
+
+    missing = []
+    for name in ("jax", "keras"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                missing.append(name)
+        except ValueError:
+            missing.append(name)
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not installed (pip install jax jaxlib keras)"
+
+
 def keras_jax_times(cases: list[dict], timeout_s: int = 1800) -> dict | None:
     """Times from Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``); None without jax."""
-    try:
-        import importlib.util
-
-        if importlib.util.find_spec("jax") is None or importlib.util.find_spec("keras") is None:
-            return None
-    except ValueError:
+    if jax_missing() is not None:
         return None
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     proc = subprocess.run(

@@ -144,6 +144,14 @@ def run_bench(args: argparse.Namespace) -> int:
     cells = bench.CELLS if args.layer == "all" else (args.layer,)
     shapes = bench.SHAPES if args.shape is None else [args.shape]
     against = args.against
+    why = bench.jax_missing() if "jax" in against else None
+    if why is not None:
+        print(f"note: no keras-jax column: {why}", file=sys.stderr)
+        against = tuple(a for a in against if a != "jax")
+        if not against:
+            print("rnnkit bench: no peer left to compare against (install jax, or add --against torch)",
+                  file=sys.stderr)
+            return 1
     if "keras" in against and not bench.keras_available():
         print("note: Keras 3 on the torch backend is not importable; no keras column", file=sys.stderr)
         against = tuple(a for a in against if a != "keras")

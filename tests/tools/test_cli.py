@@ -170,3 +170,19 @@ def test_bench_runs_with_keras_hidden(tmp_path):
     rows = [line for line in proc.stdout.splitlines() if "torch.nn" in line]
     assert len(rows) == 1 and "(2, 3, 4, 5)" in rows[0]
     assert float(rows[0].split()[-1]) > 0  # a ratio was measured
+
+
+def test_bench_against_jax_says_why_it_cannot(monkeypatch, captured_compare, capsys):
+    monkeypatch.setattr(bench, "jax_missing", lambda: "jax not installed (pip install jax jaxlib keras)")
+    assert cli.main(["bench", "--layer", "lstm", "--against", "jax"]) == 1
+    assert "no keras-jax column: jax not installed" in capsys.readouterr().err
+    assert captured_compare == []
+    monkeypatch.setattr(bench, "keras_available", lambda: True)
+    assert cli.main(["bench", "--layer", "lstm", "--against", "torch,jax"]) == 0
+    assert captured_compare[0]["against"] == ("torch",)
+
+
+def test_bench_against_jax_keeps_the_column_when_available(monkeypatch, captured_compare):
+    monkeypatch.setattr(bench, "jax_missing", lambda: None)
+    assert cli.main(["bench", "--layer", "lstm", "--against", "torch,jax"]) == 0
+    assert captured_compare[0]["against"] == ("torch", "jax")
