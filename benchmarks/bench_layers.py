@@ -1,6 +1,6 @@
 """rnnkit vs torch.nn, a hand-written LSTMCell loop, Keras 3 (torch) and Keras 3 (jax).
 
-    python benchmarks/bench_layers.py [--out results.json] [--quick]
+    python benchmarks/bench_layers.py [--out results.json] [--plot ratios.png] [--quick]
 
 Prints one table of times and ratios (rnnkit / peer) from a single run, and
 GFLOP/s of the LSTM against the machine's matmul peak. Use 2 threads to match
@@ -12,10 +12,11 @@ import json
 
 import torch
 
-from rnnkit.tools.bench import SHAPES, compare
+from rnnkit.tools.bench import SHAPES, compare, plot_ratios
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", help="write the rows as JSON here")
+parser.add_argument("--plot", help="write the ratios as a PNG bar chart here (log scale)")
 parser.add_argument("--quick", action="store_true", help="first shape only, no jax")
 args = parser.parse_args()
 torch.set_num_threads(2)
@@ -25,3 +26,5 @@ rows = compare(shapes=shapes, against=against)
 if args.out:
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
+if args.plot:
+    plot_ratios(rows, args.plot)

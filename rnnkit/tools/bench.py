@@ -247,3 +247,31 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                     rows.append({"case": "gflops", "cell": "lstm", "shape": list(shape), "mode": mode,
                                  "gflops": gf, "peak_gflops": peak})
     return rows
+
+
+def plot_ratios(rows: list[dict], path: str) -> None:
+    """A bar per (case, peer) of ``rnnkit / peer`` on a log scale, 1.0 marked; written as PNG with Agg.
+
+    Bars below the line are cases where rnnkit is faster. Needs matplotlib (the ``demo`` extra).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = [f"{r['case']} {r['cell']} {tuple(r['shape'])} {r['mode']} vs {r['peer']}" for r in rows]
+    ratios = [r["ratio"] for r in rows]
+    fig = Figure(figsize=(9, 0.28 * len(rows) + 1.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colors = ["tab:green" if q <= 1.0 else "tab:red" for q in ratios]
+    ax.barh(range(len(rows)), [q - 1.0 for q in ratios], left=1.0, color=colors)  # bars grow from 1.0
+    low, high = min(ratios + [1.0]), max(ratios + [1.0])
+    ax.set_xlim(low / 1.15, high * 1.15)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter("{x:.2g}")
+    ax.xaxis.set_minor_formatter("{x:.2g}")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("time ratio rnnkit / peer (log scale; below 1: rnnkit faster)")
+    fig.tight_layout()
+    fig.savefig(path)

@@ -186,3 +186,11 @@ def test_bench_against_jax_keeps_the_column_when_available(monkeypatch, captured
     monkeypatch.setattr(bench, "jax_missing", lambda: None)
     assert cli.main(["bench", "--layer", "lstm", "--against", "torch,jax"]) == 0
     assert captured_compare[0]["against"] == ("torch", "jax")
+
+
+def test_plot_ratios_writes_a_png(tmp_path):
+    rows = [{"case": "fusable", "cell": "lstm", "shape": [1, 2, 3, 4], "mode": m, "peer": "torch.nn", "ratio": q}
+            for m, q in (("infer", 0.8), ("train", 1.3))]
+    path = tmp_path / "ratios.png"
+    bench.plot_ratios(rows, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
