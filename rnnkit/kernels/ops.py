@@ -88,9 +88,16 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
         return [out, *[h[0] for h in hn]]
     if go_backwards:
         x = reverse_valid(x, lengths)
-    out, *hn = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, lengths)
     has_steps = lengths > 0
-    new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, hx)]
+    if mode == "lstm":  # its cell state is no output: the rows run packed to end at their lengths
+        out, *hn = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, lengths)
+        new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, hx)]
+    else:
+        # GRU/RNN: the state is the output. One unmasked call over the padded rows is exact at every valid
+        # step (later steps never reach back); each row's final state is its output at step length - 1.
+        out = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, None)[0]
+        last = (lengths - 1).clamp(min=0).view(batch, 1, 1).expand(batch, 1, out.shape[-1])
+        new_states = [torch.where(has_steps.unsqueeze(1), out.gather(1, last).squeeze(1), hx[0])]
     t = torch.arange(steps, device=x.device).unsqueeze(0)
     len_col = lengths.unsqueeze(1)
     if go_backwards:  # Keras flips the mask: the padding comes first in processing order
