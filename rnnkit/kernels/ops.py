@@ -89,9 +89,11 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     if go_backwards:
         x = reverse_valid(x, lengths)
     has_steps = lengths > 0
-    if mode == "lstm":  # its cell state is no output: the rows run packed to end at their lengths
+    if mode == "lstm" and not bool(has_steps.any()):  # nothing runs: one packed step keeps the graph whole
         out, *hn = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, lengths)
-        new_states = [torch.where(has_steps.unsqueeze(1), h[0], s) for h, s in zip(hn, hx)]
+        new_states = list(hx)
+    elif mode == "lstm":  # its cell state is no output: the rows run in length segments to end at their lengths
+        out, new_states = _by_length_segments(x, lengths, hx, weights, use_bias)
     else:
         # GRU/RNN: the state is the output. One unmasked call over the padded rows is exact at every valid
         # step (later steps never reach back); each row's final state is its output at step length - 1.
@@ -112,6 +114,37 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     outputs = out.gather(1, index.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
     outputs = torch.where(valid.unsqueeze(-1), outputs, torch.zeros_like(outputs))
     return [outputs, *new_states]
+
+
+def _by_length_segments(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
+                        use_bias: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """An LSTM over right-padded rows as unmasked kernel calls, one per stretch between distinct lengths.
+
+    Rows sorted by length (longest first); from one distinct length to the next, the rows still running
+    go through one plain kernel call, starting from where the previous call left them. Every step of
+    every row is computed once (as packing does), but each call is an unmasked kernel, whose backward
+    is the fast one. Returns ``out`` ``(B, T, U)`` (zero past each row's length) and the states after
+    each row's last step (the initial ones for rows of length 0).
+    """
+    batch, steps = x.shape[:2]
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    xs, states = x[order], [h[order] for h in hx]
+    bounds = sorted({n for n in sorted_lengths if n > 0})
+    pieces = []
+    start = 0
+    for end in bounds:
+        running = sum(1 for n in sorted_lengths if n >= end)
+        seg, *hn = kernel_call(xs[:running, start:end], [s[:running].unsqueeze(0) for s in states], weights, "lstm",
+                               use_bias, False, None)
+        pieces.append(torch.nn.functional.pad(seg, (0, 0, 0, 0, 0, batch - running)))
+        states = [torch.cat([h[0], s[running:]]) for h, s in zip(hn, states)]  # rows done keep their states
+        start = end
+    if start < steps:
+        pieces.append(xs.new_zeros((batch, steps - start, hx[0].shape[-1])))
+    out_sorted = torch.cat(pieces, 1)
+    inverse = torch.argsort(order)
+    return out_sorted[inverse], [s[inverse] for s in states]
 
 
 def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:

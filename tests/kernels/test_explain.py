@@ -135,8 +135,13 @@ def test_explain_validates_like_a_call():
 def test_explain_bidirectional_gives_forward_plan():
     bi = rnnkit.Bidirectional(rnnkit.LSTM(U))
     assert rnnkit.explain(bi, X).path == "fused"
-    plan = rnnkit.explain(bi, X, mask=HOLES)
+    plan = rnnkit.explain(bi, X, mask=HOLES)  # LSTM with a mask: two calls, by length segments
+    assert plan.path == "fused" and plan.detail == "two kernel calls" and "length segments" in str(plan)
+    gru = rnnkit.Bidirectional(rnnkit.GRU(U))
+    gru.eval()
+    plan = rnnkit.explain(gru, X, mask=HOLES)  # GRU inference: one call when right-padded
     assert plan.path == "fused" and "one masked call per half" in plan.detail
+    assert rnnkit.explain(gru, X, mask=HOLES, training=True).detail == "two kernel calls"
     bi = rnnkit.Bidirectional(rnnkit.LSTM(U, use_fused=False))
     assert rnnkit.explain(bi, X).path == "generic"
 

@@ -224,3 +224,33 @@ def test_dynamic_compile_does_not_recompile_for_new_batch_or_length():
         x = torch.randn(batch, steps, 3)
         torch.testing.assert_close(compiled(x), layer(x), rtol=1e-5, atol=1e-6)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - frames_before == 1
+
+
+@pytest.mark.parametrize("lengths", [[6, 3, 0, 6, 1], [2, 2, 2, 2, 2], [0, 0, 0, 0, 1], [6, 6, 6, 6, 6]])
+def test_lstm_by_length_segments_equals_packing(lengths):
+    """The right-padded LSTM runs as unmasked calls per stretch of lengths: the same numbers as packing."""
+    torch.manual_seed(7)
+    x, hx, weights, _, _, _, _ = _case("lstm", False, None)
+    x = torch.randn(5, 6, x.shape[-1], dtype=torch.float64)
+    hx = [torch.randn(5, h.shape[-1], dtype=torch.float64) for h in hx]
+    lengths = torch.tensor(lengths)
+    inputs = [x, *hx, *weights]
+    for t in inputs:
+        t.requires_grad_()
+    out, states = ops._by_length_segments(x, lengths, hx, weights, True)
+    packed = ops.kernel_call(x, [h.unsqueeze(0) for h in hx], weights, "lstm", True, False, lengths)
+    valid = (torch.arange(6) < lengths[:, None]).unsqueeze(-1)
+    torch.testing.assert_close(torch.where(valid, out, 0.0), torch.where(valid, packed[0], 0.0), rtol=0, atol=1e-12)
+    ran = (lengths > 0).unsqueeze(1)
+    for s, p, h in zip(states, packed[1:], hx):
+        torch.testing.assert_close(s, torch.where(ran, p[0], h), rtol=0, atol=1e-12)
+    probe = torch.randn_like(out)
+    got = torch.autograd.grad((out * probe * valid).sum() + sum(s.sum() for s in states), inputs, allow_unused=True)
+    want = torch.autograd.grad((packed[0] * probe * valid).sum()
+                               + sum(torch.where(ran, p[0], h).sum() for p, h in zip(packed[1:], hx)), inputs,
+                               allow_unused=True)
+    for g, w in zip(got, want):
+        if g is None or w is None:
+            assert (g is None or not g.abs().any()) and (w is None or not w.abs().any())
+        else:
+            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
