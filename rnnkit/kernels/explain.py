@@ -17,7 +17,7 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
     For ``Bidirectional``: one bidirectional kernel call when both halves can
     fuse together, two fused calls when each can alone, else the forward
     half's plan. A mask never changes the path, only how the fused path
-    runs (``plan.detail``): packed rows when right-padded, else a step loop.
+    runs (``plan.detail``): unpacked kernel calls when right-padded, else a step loop.
     """
     if not getattr(layer, "built", True):
         layer.build_from(inputs)
@@ -34,5 +34,5 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
         if plan.path == FUSED:
             return Plan(FUSED, blockers, "two kernel calls")
     if plan.path == FUSED and masked:
-        return Plan(FUSED, plan.reasons, "mask: packed kernel when right-padded, a hoisted step loop otherwise")
+        return Plan(FUSED, plan.reasons, "mask: unpacked kernel calls when right-padded, a hoisted step loop otherwise")
     return plan

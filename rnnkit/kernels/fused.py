@@ -6,13 +6,14 @@ cuDNN on GPU). ``fused_rnn`` gives exactly what :func:`rnnkit.core.loop.rnn` giv
 for the same cell, including Keras's masking rules, for masks that are
 right-padded (each row ``True...True False...False``):
 
-* forward: the valid prefix runs packed; masked steps repeat the last valid
+* forward: the valid prefix runs on unmasked kernel calls (see
+  :func:`rnnkit.kernels.ops.masked_kernel_call`); masked steps repeat the last valid
   output (zeros with ``zero_output_for_mask``); the final state is the state
   after the last valid step.
 * ``go_backwards``: Keras flips the mask, so the padding comes *first* in
   processing order: the state stays initial and the output is zero there,
   then the valid part runs from its end. Here the valid part of each row is
-  reversed (``reverse_sequence``), run packed, and shifted right by the
+  reversed (``reverse_sequence``), run, and shifted right by the
   padding length.
 * fully masked rows keep their initial state and output zeros.
 """

@@ -75,7 +75,8 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     ``outputs`` ``(B, T, U)`` in processing order (reversed with
     ``go_backwards``); masked steps carry the states and repeat the previous
     output (zeros with ``zero_output``). A right-padded mask runs the fused
-    kernel on packed rows; any other mask runs the same equations step by step
+    kernel without packing (GRU/RNN: one unmasked call, the state being the
+    output; LSTM: :func:`_by_length_segments`); any other mask runs the same equations step by step
     over a hoisted input projection (:func:`_masked_steps`).
     """
     batch, steps = x.shape[:2]

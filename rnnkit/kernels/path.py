@@ -6,7 +6,7 @@ Three paths, fastest first; each is exact (same numbers as the generic loop):
              LSTM / GRU(reset_after=True) / SimpleRNN(tanh|relu) cell with its
              default activations, no recurrent dropout, per-sequence input
              dropout, no ``unroll``; any mask (its values never decide the
-             path: right-padded rows run packed, other masks on the hoisted
+             path: right-padded rows run unpacked, other masks on the hoisted
              loop eagerly or in the masked op's step loop in a graph).
 ``hoisted``  a built-in cell that cannot fuse: the input projections of all
              timesteps in one matrix product, the loop runs only the recurrent
@@ -89,7 +89,7 @@ def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants:
         # vmap/jvp have no rule for the fused kernels; the hoisted loop is plain torch code, exact
         reasons.append("torch.func transforms (vmap, jvp, grad) have no rule for the fused kernel")
     # A mask never decides the path (its values are data): the fused path is exact for any mask
-    # (rnnkit.kernels.ops.masked_kernel_call: packed kernel when right-padded, else a hoisted step loop).
+    # (rnnkit.kernels.ops.masked_kernel_call: unpacked kernels when right-padded, else a hoisted step loop).
     if not reasons:
         return Plan(FUSED, [])
     if choice is True:
