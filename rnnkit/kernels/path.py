@@ -22,7 +22,9 @@ hoisted loop: the fused kernels have no batching or forward-mode rule.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
 from rnnkit.kernels.spec import KernelSpec, family_of, spec_for
@@ -63,6 +65,15 @@ def config_blockers(cell, unroll: bool, training: bool, spec: KernelSpec | None 
     if cell.dtype not in (torch.float32, torch.float64) and cell.kernel.device.type == "cpu":
         out.append(f"dtype {cell.dtype} has no fused CPU kernel")
     return out
+
+
+def check_use_fused(name: str, value: Any) -> Any:
+    """A layer's ``use_fused``: ``"auto"``, True or False (numpy bools too); anything else is an error."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}: use_fused must be 'auto', True or False, got {value!r}")
 
 
 def select_path(layer, mask: torch.Tensor | None, training: bool, has_constants: bool = False) -> Plan:

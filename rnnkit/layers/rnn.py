@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from rnnkit.cells.args import documented
@@ -47,19 +46,10 @@ from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
-from rnnkit.kernels.path import FUSED, HOISTED, Plan, select_path
+from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import spec_for
 from rnnkit.layers.prepared import PreparedCall
 from rnnkit.layers.state_buffers import StateBuffers
-
-
-def _fused_choice(name: str, value: Any) -> Any:
-    """``"auto"``, True or False (numpy bools too); anything else is an error."""
-    if isinstance(value, str) and value == "auto":
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ValueError(f"{name}: use_fused must be 'auto', True or False, got {value!r}")
 
 
 @documented(
@@ -95,7 +85,7 @@ class RNN(StateBuffers, Layer):
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
         self.time_major = bool(time_major)
-        self.use_fused = _fused_choice(self.name, use_fused)
+        self.use_fused = check_use_fused(self.name, use_fused)
         self.compile_loop = bool(compile)  # not `self.compile`: that is nn.Module.compile()
         self._compiled_loop = None
         self.states = None

@@ -20,6 +20,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from conftest import TanhCell  # noqa: E402
+
 import rnnkit  # noqa: E402
 from rnnkit.io.onnx import MASK_CHECK_NODE, export_onnx  # noqa: E402
 
@@ -248,23 +250,8 @@ def test_a_mask_computed_in_the_graph(tmp_path):
 
 
 # --------------------------------------------------------------------- loops
-class _MinimalCell(rnnkit.Layer):
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], self.units))
-        self.recurrent_kernel = self.add_weight((self.units, self.units))
-
-    def call(self, inputs, states):
-        h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
-        return h, [h]
-
-
 LOOP_LAYERS = [
-    ("custom-cell", lambda: rnnkit.RNN(_MinimalCell(4), return_sequences=True), (3, 6, D), "generic loop"),
+    ("custom-cell", lambda: rnnkit.RNN(TanhCell.make(4), return_sequences=True), (3, 6, D), "generic loop"),
     ("hard-sigmoid-lstm", lambda: rnnkit.LSTM(4, recurrent_activation="hard_sigmoid"), (3, 6, D), "hard_sigmoid"),
     ("stacked-cells", lambda: rnnkit.RNN([rnnkit.LSTMCell(4), rnnkit.GRUCell(3)]), (3, 6, D), "StackedRNNCells"),
     ("conv-lstm", lambda: rnnkit.ConvLSTM2D(2, 3, padding="same"), (3, 6, 4, 4, 2), "ConvLSTM"),

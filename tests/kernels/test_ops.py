@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import TanhCell
 
 import rnnkit
 from rnnkit.kernels import lstm as lstm_kernels
@@ -152,23 +153,8 @@ def test_export_with_dynamic_batch_and_time(masked):
     torch.testing.assert_close(program.module()(x2, **extra), layer(x2, **extra), rtol=1e-5, atol=1e-6)
 
 
-class _MinimalCell(rnnkit.Layer):
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], self.units))
-        self.recurrent_kernel = self.add_weight((self.units, self.units))
-
-    def call(self, inputs, states):
-        h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
-        return h, [h]
-
-
 @pytest.mark.parametrize("make, shape", [
-    (lambda: rnnkit.RNN(_MinimalCell(4), return_sequences=True), (2, 5, 3)),
+    (lambda: rnnkit.RNN(TanhCell.make(4), return_sequences=True), (2, 5, 3)),
     (lambda: rnnkit.ConvLSTM2D(2, 3, padding="same"), (2, 3, 4, 4, 2)),
 ], ids=["custom-cell", "conv-lstm"])
 def test_compile_fullgraph_loops(make, shape):
