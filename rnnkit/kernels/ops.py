@@ -50,8 +50,8 @@ def kernel_call(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Ten
     (rows of length 0 run one step; the caller fixes them).
     """
     kernel = KERNELS[mode]
-    h = tuple(hx) if len(hx) == 2 else hx[0]
     if lengths is None:
+        h = tuple(hx) if len(hx) == 2 else hx[0]
         out, *hn = kernel(x, h, weights, use_bias, 1, 0.0, False, bidirectional, True)
         return [out, *hn]
     packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
@@ -202,12 +202,20 @@ def _cell_step(mode: str, xp: torch.Tensor, rec: torch.Tensor, states: list[torc
 def rnn_kernel(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,
                bidirectional: bool, lengths: torch.Tensor | None) -> list[torch.Tensor]:
     """:func:`kernel_call` as one opaque op (see the module docstring)."""
-    outs = [t.contiguous() for t in kernel_call(x, hx, weights, mode, use_bias, bidirectional, lengths)]
-    return [t.clone() if t.data_ptr() in _ptrs(x, hx, weights) else t for t in outs]  # never an input's alias
+    return _fresh(kernel_call(x, hx, weights, mode, use_bias, bidirectional, lengths), [x, *hx, *weights])
 
 
-def _ptrs(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor]) -> set[int]:
-    return {t.data_ptr() for t in [x, *hx, *weights]}
+def _fresh(outs: list[torch.Tensor], inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """An op's outputs, contiguous (as the fake implementations say) and never aliasing an input."""
+    taken = {t.data_ptr() for t in inputs}
+    outs = [t.contiguous() for t in outs]
+    return [t.clone() if t.data_ptr() in taken else t for t in outs]
+
+
+def _output_grads(grads: list, out_shape: torch.Size, x: torch.Tensor, hx: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The gradients of an op's ``[out, *states]``, zeros where autograd passed None (unused outputs)."""
+    like = [x.new_zeros(out_shape)] + [torch.zeros_like(h) for h in hx]
+    return [g if g is not None else z for g, z in zip(grads, like)]
 
 
 @rnn_kernel.register_fake
@@ -252,19 +260,17 @@ def _rnn_kernel_backward_fake(grads, x, hx, weights, mode, use_bias, bidirection
 def _setup_context(ctx, inputs, output) -> None:
     x, hx, weights, mode, use_bias, bidirectional, lengths = inputs
     ctx.save_for_backward(x, *hx, *weights)
-    ctx.counts = (len(hx), len(weights))
+    ctx.n_hx = len(hx)
     ctx.args = (mode, use_bias, bidirectional)
     ctx.lengths = lengths
     ctx.out_shape = output[0].shape
 
 
 def _backward(ctx, grads):
-    n_hx, _ = ctx.counts
+    n_hx = ctx.n_hx
     saved = ctx.saved_tensors
     x, hx, weights = saved[0], list(saved[1:1 + n_hx]), list(saved[1 + n_hx:])
-    like = [x.new_zeros(ctx.out_shape)] + [torch.zeros_like(h) for h in hx]
-    grads = [g if g is not None else z for g, z in zip(grads, like)]
-    found = rnn_kernel_backward(grads, x, hx, weights, *ctx.args, ctx.lengths)
+    found = rnn_kernel_backward(_output_grads(grads, ctx.out_shape, x, hx), x, hx, weights, *ctx.args, ctx.lengths)
     return found[0], found[1:1 + n_hx], found[1 + n_hx:], None, None, None, None
 
 
@@ -276,9 +282,8 @@ torch.library.register_autograd("rnnkit::rnn_kernel", _backward, setup_context=_
 def rnn_kernel_masked(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
                       mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
     """:func:`masked_kernel_call` as one opaque op: the mask is data, any mask is exact."""
-    outs = [t.contiguous() for t in masked_kernel_call(x, mask, hx, weights, mode, use_bias, go_backwards,
-                                                        zero_output)]
-    return [t.clone() if t.data_ptr() in _ptrs(x, hx, weights) else t for t in outs]
+    return _fresh(masked_kernel_call(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output),
+                  [x, *hx, *weights])
 
 
 @rnn_kernel_masked.register_fake
@@ -312,9 +317,7 @@ def _setup_masked(ctx, inputs, output) -> None:
 def _backward_masked(ctx, grads):
     saved = ctx.saved_tensors
     x, mask, hx, weights = saved[0], saved[1], list(saved[2:2 + ctx.n_hx]), list(saved[2 + ctx.n_hx:])
-    like = [x.new_zeros(ctx.out_shape)] + [torch.zeros_like(h) for h in hx]
-    grads = [g if g is not None else z for g, z in zip(grads, like)]
-    found = rnn_kernel_masked_backward(grads, x, mask, hx, weights, *ctx.args)
+    found = rnn_kernel_masked_backward(_output_grads(grads, ctx.out_shape, x, hx), x, mask, hx, weights, *ctx.args)
     return found[0], None, found[1:1 + ctx.n_hx], found[1 + ctx.n_hx:], None, None, None, None
 
 
