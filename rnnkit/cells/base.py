@@ -34,7 +34,7 @@ from rnnkit.core.protocol import zero_states
 from rnnkit.core.sequences import as_tensor
 from rnnkit.engine import activations, constraints, initializers, regularizers
 from rnnkit.engine.layer import Layer
-from rnnkit.engine.seeds import SeedStream
+from rnnkit.engine.seeds import SeedStream, keep_masks
 
 
 def check_rate(layer_name: str, arg: str, value: float) -> float:
@@ -148,13 +148,9 @@ class GatedCell(Layer):
     def _draw(self, like: torch.Tensor, rate: float) -> list[torch.Tensor]:
         if self.seed is not None and self._generator is None:
             self._generator = SeedStream(self.seed)  # replayed by torch.utils.checkpoint's recomputation
-        generator = None if self._generator is None else self._generator.generator(like.device)
         keep = 1.0 - rate
-        masks = []
-        for _ in range(self.mask_count):
-            u = torch.rand(like.shape, generator=generator, dtype=like.dtype, device=like.device)
-            masks.append((u < keep).to(like.dtype) / keep)
-        return masks
+        kept = keep_masks(like.shape, keep, self.mask_count, self._generator, like.device, like.dtype)
+        return [m.to(like.dtype) / keep for m in kept]
 
     def dropout_masks(self, x_step: torch.Tensor, training: bool) -> list[torch.Tensor] | None:
         """Input masks (shape of one step of ``x``), one (or one per gate) per sequence."""

@@ -59,3 +59,11 @@ class SeedStream:
             if len(self._drawn) > self.HISTORY:
                 self._drawn.popitem(last=False)
         return torch.Generator(device=device).manual_seed(_mix(self.seed, n))
+
+
+def keep_masks(shape: tuple, keep_prob: float, count: int, stream: SeedStream | None, device: torch.device | str,
+               dtype: torch.dtype) -> list[torch.Tensor]:
+    """``count`` dropout keep-masks of ``shape`` (True: keep), from one draw of ``stream``
+    (a seeded layer's; replayed by ``torch.utils.checkpoint``) or from torch's generator (``None``)."""
+    generator = None if stream is None else stream.generator(device)
+    return [torch.rand(shape, generator=generator, dtype=dtype, device=device) < keep_prob for _ in range(count)]

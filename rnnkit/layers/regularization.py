@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from rnnkit.core.sequences import attach_mask
 from rnnkit.engine.layer import Layer
-from rnnkit.engine.seeds import SeedStream
+from rnnkit.engine.seeds import SeedStream, keep_masks
 from rnnkit.layers.common import check_rank, documented_layer, input_mask, is_training, numeric_input
 
 
@@ -74,9 +74,8 @@ class _DropoutBase(Layer):
         shape = tuple(x.shape) if noise is None else noise
         if self.seed is not None and self._stream is None:
             self._stream = SeedStream(self.seed)  # replayed by torch.utils.checkpoint's recomputation
-        generator = None if self._stream is None else self._stream.generator(x.device)
         keep_prob = 1.0 - self.rate
-        keep = torch.rand(shape, generator=generator, device=x.device) < keep_prob
+        (keep,) = keep_masks(shape, keep_prob, 1, self._stream, x.device, torch.get_default_dtype())
         y = torch.where(keep, x / keep_prob, torch.zeros((), dtype=x.dtype, device=x.device))
         return attach_mask(y, mask)
 
