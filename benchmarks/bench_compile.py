@@ -18,30 +18,16 @@ import torch
 
 import rnnkit
 from rnnkit.tools.bench import median_time, runner
+from rnnkit.tools.bench_custom import MinimalTanhCell
 
 B, T, D, H = 32, 50, 32, 64
-
-
-class MinimalCell(rnnkit.Layer):
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], self.units))
-        self.recurrent_kernel = self.add_weight((self.units, self.units))
-
-    def call(self, inputs, states):
-        h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
-        return h, [h]
 
 
 def cases():
     mask = torch.arange(T) < torch.randint(T // 2, T + 1, (B, 1))
     yield "LSTM", rnnkit.LSTM(H, return_sequences=True), {}
     yield "GRU masked", rnnkit.GRU(H, return_sequences=True), {"mask": mask}
-    yield "RNN(custom cell)", rnnkit.RNN(MinimalCell(H), return_sequences=True), {}
+    yield "RNN(custom cell)", rnnkit.RNN(MinimalTanhCell(H), return_sequences=True), {}
 
 
 def main():

@@ -52,26 +52,3 @@ def rnnkit_output_and_grad(layer, x, **call_kwargs):
 MASK_RIGHT_PADDED = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]], dtype=bool)
 MASK_HOLES = np.array([[1, 0, 1, 1, 0, 1], [0, 1, 1, 0, 1, 0], [1, 1, 0, 1, 1, 1]], dtype=bool)
 
-
-class TanhCell:
-    """Keras's minimal custom cell (``h = tanh(x K + h R)``), for tests of custom-cell paths."""
-
-    @staticmethod
-    def make(units):
-        import rnnkit
-
-        class MinimalTanhCell(rnnkit.Layer):
-            def __init__(self, units, **kwargs):
-                super().__init__(**kwargs)
-                self.units = units
-                self.state_size = units
-
-            def build(self, input_shape):
-                self.kernel = self.add_weight((input_shape[-1], self.units))
-                self.recurrent_kernel = self.add_weight((self.units, self.units))
-
-            def call(self, inputs, states):
-                h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
-                return h, [h]
-
-        return MinimalTanhCell(units)

@@ -20,10 +20,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from conftest import TanhCell  # noqa: E402
-
 import rnnkit  # noqa: E402
 from rnnkit.io.onnx import MASK_CHECK_NODE, export_onnx  # noqa: E402
+from rnnkit.tools.bench_custom import MinimalTanhCell  # noqa: E402
 
 D = 4
 TOL = {"rtol": 1e-4, "atol": 1e-4}
@@ -251,7 +250,7 @@ def test_a_mask_computed_in_the_graph(tmp_path):
 
 # --------------------------------------------------------------------- loops
 LOOP_LAYERS = [
-    ("custom-cell", lambda: rnnkit.RNN(TanhCell.make(4), return_sequences=True), (3, 6, D), "generic loop"),
+    ("custom-cell", lambda: rnnkit.RNN(MinimalTanhCell(4), return_sequences=True), (3, 6, D), "generic loop"),
     ("hard-sigmoid-lstm", lambda: rnnkit.LSTM(4, recurrent_activation="hard_sigmoid"), (3, 6, D), "hard_sigmoid"),
     ("stacked-cells", lambda: rnnkit.RNN([rnnkit.LSTMCell(4), rnnkit.GRUCell(3)]), (3, 6, D), "StackedRNNCells"),
     ("conv-lstm", lambda: rnnkit.ConvLSTM2D(2, 3, padding="same"), (3, 6, 4, 4, 2), "ConvLSTM"),

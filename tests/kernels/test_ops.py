@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from conftest import TanhCell
 
 import rnnkit
 from rnnkit.kernels import lstm as lstm_kernels
 from rnnkit.kernels import ops
+from rnnkit.tools.bench_custom import MinimalTanhCell
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +154,7 @@ def test_export_with_dynamic_batch_and_time(masked):
 
 
 @pytest.mark.parametrize("make, shape", [
-    (lambda: rnnkit.RNN(TanhCell.make(4), return_sequences=True), (2, 5, 3)),
+    (lambda: rnnkit.RNN(MinimalTanhCell(4), return_sequences=True), (2, 5, 3)),
     (lambda: rnnkit.ConvLSTM2D(2, 3, padding="same"), (2, 3, 4, 4, 2)),
 ], ids=["custom-cell", "conv-lstm"])
 def test_compile_fullgraph_loops(make, shape):
