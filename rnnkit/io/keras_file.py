@@ -101,13 +101,16 @@ def _read_archive(path: str) -> KerasFile:
     return out
 
 
-def _read_h5(path: str, data: bytes) -> KerasFile:
-    h5py = _h5py()
+def _open_h5(data: bytes, where: str) -> Any:
+    """An in-memory HDF5 file, read-only; damaged bytes are a :class:`KerasFileError` naming ``where``."""
     try:
-        f = h5py.File(io.BytesIO(data), "r")
+        return _h5py().File(io.BytesIO(data), "r")
     except OSError as err:
-        raise KerasFileError(f"{path}: a damaged or truncated HDF5 file ({err})") from None
-    with f:
+        raise KerasFileError(f"{where}: a damaged or truncated HDF5 file ({err})") from None
+
+
+def _read_h5(path: str, data: bytes) -> KerasFile:
+    with _open_h5(data, path) as f:
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
         if "model_config" in attrs:
             config = _json(attrs["model_config"], f"{path}: attribute model_config")
@@ -127,12 +130,7 @@ def _read_h5(path: str, data: bytes) -> KerasFile:
 
 
 def _read_weights_tree(out: KerasFile, data: bytes, where: str) -> None:
-    h5py = _h5py()
-    try:
-        f = h5py.File(io.BytesIO(data), "r")
-    except OSError as err:
-        raise KerasFileError(f"{where}: damaged or truncated ({err})") from None
-    with f:
+    with _open_h5(data, where) as f:
         _copy_tree(out, f, "")
 
 
