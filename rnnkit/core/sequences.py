@@ -32,17 +32,7 @@ def as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None, what: str
     * inputs that cannot be cast meaningfully (bool, complex) are a
       ``TypeError`` naming the layer (``layer``) and the argument (``what``).
     """
-    if isinstance(x, torch.Tensor):
-        t = x
-    elif isinstance(x, (np.ndarray, list, tuple, float, int, np.generic)):
-        try:
-            t = torch.as_tensor(np.asarray(x))
-        except (TypeError, ValueError) as err:
-            raise TypeError(
-                f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__} ({err})"
-            ) from None
-    else:
-        raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__}")
+    t = to_tensor(x, what, layer)
     if t.dtype == torch.bool or t.dtype.is_complex:
         raise TypeError(f"{layer}: {what} must hold real numbers, got dtype {t.dtype}")
     if t.dtype != dtype and not (t.is_floating_point() and t.dtype != torch.float64
@@ -51,6 +41,20 @@ def as_tensor(x: Any, dtype: torch.dtype, device: torch.device | None, what: str
     if device is not None and t.device != device:
         t = t.to(device)
     return t
+
+
+def to_tensor(x: Any, what: str, layer: str) -> torch.Tensor:
+    """``x`` (tensor, numpy array, nested list or number) as a tensor, its dtype unchanged."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, (np.ndarray, list, tuple, float, int, np.generic)):
+        try:
+            return torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__} ({err})"
+            ) from None
+    raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__}")
 
 
 def _autocasting(device: torch.device) -> bool:

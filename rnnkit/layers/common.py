@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rnnkit.cells.args import documented
-from rnnkit.core.sequences import as_tensor
+from rnnkit.core.sequences import as_tensor, to_tensor
 
 _INIT = "(a name, a Keras config dict, an ``rnnkit.initializers`` object or a callable ``fn(shape, dtype)``)"
 
@@ -61,15 +61,7 @@ def documented_layer(**overrides: str) -> Callable[[type], type]:
 
 def plain_input(layer: str, x: Any, what: str = "inputs") -> torch.Tensor:
     """``x`` as a tensor, dtype unchanged (numpy arrays and nested lists converted)."""
-    if isinstance(x, torch.Tensor):
-        return x
-    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
-        try:
-            return torch.as_tensor(np.asarray(x))
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__} ({err})") \
-                from None
-    raise TypeError(f"{layer}: {what} must be a tensor or numpy array, got {type(x).__name__}")
+    return to_tensor(x, what, layer)
 
 
 def numeric_input(layer: Any, x: Any, device: torch.device | None = None, what: str = "inputs") -> torch.Tensor:
