@@ -48,9 +48,9 @@ def pair_blockers(call_fw, call_bw) -> list[str]:
     if mask is not None and capturing_graph():
         reasons.append("under torch.compile/export a masked pair runs as two kernel calls (the mask is data)")
     elif mask is not None and (training or isinstance(cf, LSTMCell)):
-        # measured (benchmarks): one packed bidirectional call is slower than two calls that run unpacked
-        # (GRU, SimpleRNN) or by length segments (LSTM), except GRU/SimpleRNN inference
-        reasons.append("with a mask, two calls (unpacked or by length segments) beat one packed bidirectional call")
+        # measured (benchmarks): one packed bidirectional call is slower than two unpacked calls, except
+        # GRU/SimpleRNN inference
+        reasons.append("with a mask, two unpacked kernel calls beat one packed bidirectional call")
     if mask is not None and (fw.zero_output_for_mask != fw.return_sequences or
                              bw.zero_output_for_mask != bw.return_sequences):
         reasons.append("zero_output_for_mask was changed from Bidirectional's return_sequences")

@@ -75,9 +75,10 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     ``outputs`` ``(B, T, U)`` in processing order (reversed with
     ``go_backwards``); masked steps carry the states and repeat the previous
     output (zeros with ``zero_output``). A right-padded mask runs the fused
-    kernel without packing (GRU/RNN: one unmasked call, the state being the
-    output; LSTM: :func:`_by_length_segments`); any other mask runs the same equations step by step
-    over a hoisted input projection (:func:`_masked_steps`).
+    kernel without packing: one unmasked call (the final ``h`` is the output at
+    each row's last valid step; LSTM's cell state is held by :func:`_hold_cell_state`);
+    any other mask runs the same equations step by step over a hoisted input
+    projection (:func:`_masked_steps`).
     """
     batch, steps = x.shape[:2]
     lengths = mask.sum(1)
@@ -90,62 +91,57 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     if go_backwards:
         x = reverse_valid(x, lengths)
     has_steps = lengths > 0
-    if mode == "lstm" and not bool(has_steps.any()):  # nothing runs: one packed step keeps the graph whole
-        out, *hn = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, lengths)
-        new_states = list(hx)
-    elif mode == "lstm":  # its cell state is no output: the rows run in length segments to end at their lengths
-        out, new_states = _by_length_segments(x, lengths, hx, weights, use_bias)
+    # One unmasked call over the padded rows is exact at every valid step (later steps never reach back);
+    # each row's final output state is its output at step length - 1. LSTM's cell state is no output: an
+    # extra input feature holds it still over the padding (_hold_cell_state).
+    if mode == "lstm":
+        held_x, held_weights = _hold_cell_state(x, lengths, weights)
+        out, _, c_n = kernel_call(held_x, [h.unsqueeze(0) for h in hx], held_weights, mode, use_bias, False, None)
+        cell_state = [c_n[0]]
     else:
-        # GRU/RNN: the state is the output. One unmasked call over the padded rows is exact at every valid
-        # step (later steps never reach back); each row's final state is its output at step length - 1.
-        out = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, None)[0]
-        last = (lengths - 1).clamp(min=0).view(batch, 1, 1).expand(batch, 1, out.shape[-1])
-        new_states = [torch.where(has_steps.unsqueeze(1), out.gather(1, last).squeeze(1), hx[0])]
+        out, cell_state = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, None)[0], []
+    units = out.shape[-1]
+    last = out.gather(1, (lengths - 1).clamp(min=0).view(batch, 1, 1).expand(batch, 1, units))  # (B, 1, U)
+    ran = has_steps.view(batch, 1, 1)
+    new_states = [torch.where(ran[:, 0], last[:, 0], hx[0]), *cell_state]
     t = torch.arange(steps, device=x.device).unsqueeze(0)
     len_col = lengths.unsqueeze(1)
-    if go_backwards:  # Keras flips the mask: the padding comes first in processing order
+    if go_backwards:  # Keras flips the mask: the padding comes first in processing order, outputs zero there
         src = t - (steps - len_col)
-        valid = src >= 0
-    elif zero_output:
-        src, valid = t, t < len_col
-    else:
-        src = torch.minimum(t, len_col - 1)
-        valid = has_steps.unsqueeze(1).expand(batch, steps)
-    index = src.clamp(min=0).expand(batch, steps)
-    outputs = out.gather(1, index.unsqueeze(-1).expand(-1, -1, out.shape[-1]))
-    outputs = torch.where(valid.unsqueeze(-1), outputs, torch.zeros_like(outputs))
+        index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, units)
+        outputs = torch.where((src >= 0).unsqueeze(-1), out.gather(1, index), 0.0)
+    else:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
+        fill = 0.0 if zero_output else torch.where(ran, last, 0.0)
+        outputs = torch.where((t < len_col).unsqueeze(-1), out, fill)
     return [outputs, *new_states]
 
 
-def _by_length_segments(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
-                        use_bias: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """An LSTM over right-padded rows as unmasked kernel calls, one per stretch between distinct lengths.
+# Pre-activation pushed onto the forget (+) and input (-) gates at padded steps: its sigmoid is exactly 1 / 0
+# in every float type (exp overflows to inf), so the cell state passes through unchanged.
+HOLD = 1e4
 
-    Rows sorted by length (longest first); from one distinct length to the next, the rows still running
-    go through one plain kernel call, starting from where the previous call left them. Every step of
-    every row is computed once (as packing does), but each call is an unmasked kernel, whose backward
-    is the fast one. Returns ``out`` ``(B, T, U)`` (zero past each row's length) and the states after
-    each row's last step (the initial ones for rows of length 0).
+
+def _hold_cell_state(x: torch.Tensor, lengths: torch.Tensor, weights: list[torch.Tensor]):
+    """``(x', weights')`` for an unmasked LSTM kernel call over right-padded rows that ends each row's
+    cell state at its last valid step.
+
+    ``x'`` has one more feature, 1 at padded steps (whose inputs become 0) and 0
+    elsewhere; ``weight_ih'`` has one more column, ``-HOLD`` for the input gate,
+    ``+HOLD`` for the forget gate, 0 for ``g`` and ``o``. On valid steps nothing
+    changes; on padded ones ``f = 1`` and ``i = 0`` exactly, so ``c`` is carried
+    (and its gradient passes through untouched: the sigmoids' derivatives are 0
+    there). The final ``h`` is not carried (``o`` still moves): callers take it
+    from the output at each row's last valid step.
     """
-    batch, steps = x.shape[:2]
-    order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order].tolist()
-    xs, states = x[order], [h[order] for h in hx]
-    bounds = sorted({n for n in sorted_lengths if n > 0})
-    pieces = []
-    start = 0
-    for end in bounds:
-        running = sum(1 for n in sorted_lengths if n >= end)
-        seg, *hn = kernel_call(xs[:running, start:end], [s[:running].unsqueeze(0) for s in states], weights, "lstm",
-                               use_bias, False, None)
-        pieces.append(torch.nn.functional.pad(seg, (0, 0, 0, 0, 0, batch - running)))
-        states = [torch.cat([h[0], s[running:]]) for h, s in zip(hn, states)]  # rows done keep their states
-        start = end
-    if start < steps:
-        pieces.append(xs.new_zeros((batch, steps - start, hx[0].shape[-1])))
-    out_sorted = torch.cat(pieces, 1)
-    inverse = torch.argsort(order)
-    return out_sorted[inverse], [s[inverse] for s in states]
+    steps = x.shape[1]
+    padded = (torch.arange(steps, device=x.device).unsqueeze(0) >= lengths.unsqueeze(1)).unsqueeze(-1)
+    x = torch.cat([torch.where(padded, torch.zeros((), dtype=x.dtype, device=x.device), x),
+                   padded.to(x.dtype)], -1)
+    w_ih = weights[0]
+    units = w_ih.shape[0] // 4
+    column = torch.zeros(4, units, 1, dtype=w_ih.dtype, device=w_ih.device)
+    column[0], column[1] = -HOLD, HOLD
+    return x, [torch.cat([w_ih, column.view(4 * units, 1)], 1), *weights[1:]]
 
 
 def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:

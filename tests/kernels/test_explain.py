@@ -135,8 +135,8 @@ def test_explain_validates_like_a_call():
 def test_explain_bidirectional_gives_forward_plan():
     bi = rnnkit.Bidirectional(rnnkit.LSTM(U))
     assert rnnkit.explain(bi, X).path == "fused"
-    plan = rnnkit.explain(bi, X, mask=HOLES)  # LSTM with a mask: two calls, by length segments
-    assert plan.path == "fused" and plan.detail == "two kernel calls" and "length segments" in str(plan)
+    plan = rnnkit.explain(bi, X, mask=HOLES)  # LSTM with a mask: two unpacked calls
+    assert plan.path == "fused" and plan.detail == "two kernel calls" and "two unpacked kernel calls" in str(plan)
     gru = rnnkit.Bidirectional(rnnkit.GRU(U))
     gru.eval()
     plan = rnnkit.explain(gru, X, mask=HOLES)  # GRU inference: one call when right-padded

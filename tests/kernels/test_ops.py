@@ -213,8 +213,8 @@ def test_dynamic_compile_does_not_recompile_for_new_batch_or_length():
 
 
 @pytest.mark.parametrize("lengths", [[6, 3, 0, 6, 1], [2, 2, 2, 2, 2], [0, 0, 0, 0, 1], [6, 6, 6, 6, 6]])
-def test_lstm_by_length_segments_equals_packing(lengths):
-    """The right-padded LSTM runs as unmasked calls per stretch of lengths: the same numbers as packing."""
+def test_right_padded_lstm_in_one_unmasked_call_equals_packing(lengths):
+    """A right-padded LSTM runs as one unmasked call, its cell state held over the padding: packing's numbers."""
     torch.manual_seed(7)
     x, hx, weights, _, _, _, _ = _case("lstm", False, None)
     x = torch.randn(5, 6, x.shape[-1], dtype=torch.float64)
@@ -223,7 +223,8 @@ def test_lstm_by_length_segments_equals_packing(lengths):
     inputs = [x, *hx, *weights]
     for t in inputs:
         t.requires_grad_()
-    out, states = ops._by_length_segments(x, lengths, hx, weights, True)
+    mask = torch.arange(6) < lengths[:, None]
+    out, *states = ops.masked_kernel_call(x, mask, hx, weights, "lstm", True, False, True)
     packed = ops.kernel_call(x, [h.unsqueeze(0) for h in hx], weights, "lstm", True, False, lengths)
     valid = (torch.arange(6) < lengths[:, None]).unsqueeze(-1)
     torch.testing.assert_close(torch.where(valid, out, 0.0), torch.where(valid, packed[0], 0.0), rtol=0, atol=1e-12)
