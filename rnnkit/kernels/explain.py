@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnkit.kernels import native
 from rnnkit.kernels.bidirectional import pair_blockers
+from rnnkit.kernels.fused import grad_wanted, uses_native
+from rnnkit.kernels.ops import mode_of
 from rnnkit.kernels.path import FUSED, Plan
+from rnnkit.kernels.spec import kernel_for
 
 
 def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = None, constants: Any = None) -> Plan:
@@ -17,7 +21,9 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
     For ``Bidirectional``: one bidirectional kernel call when both halves can
     fuse together, two fused calls when each can alone, else the forward
     half's plan. A mask never changes the path, only how the fused path
-    runs (``plan.detail``): unpacked kernel calls when right-padded, else a step loop.
+    runs; ``plan.detail`` names the kernel (``torch.lstm``..., or ``native
+    kernel``: :mod:`rnnkit.kernels.native`, with the reason when it cannot be
+    had) and how masked rows run.
     """
     if not getattr(layer, "built", True):
         layer.build_from(inputs)
@@ -33,6 +39,23 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
             return Plan(FUSED, [], detail)
         if plan.path == FUSED:
             return Plan(FUSED, blockers, "two kernel calls")
-    if plan.path == FUSED and masked:
-        return Plan(FUSED, plan.reasons, "mask: unpacked kernel calls when right-padded, a hoisted step loop otherwise")
+    if plan.path == FUSED:
+        return Plan(FUSED, plan.reasons, kernel_detail(call))
     return plan
+
+
+def kernel_detail(call: Any) -> str:
+    """Which kernel a fused call runs eagerly: torch's or rnnkit's native one (and why not), and, with a
+    mask, how its rows run."""
+    cell, x = call.layer.cell, call.inputs
+    mode = mode_of(kernel_for(cell))
+    why_not = native.blocker(x, [cell.kernel])
+    if uses_native(call):
+        return "native kernel" + (", any mask" if call.mask is not None else "")
+    torch_kernel = f"torch.{mode}"
+    if why_not is not None and native.preferred(mode, x.shape[0], cell.units, grad_wanted(cell, x, call.states)):
+        torch_kernel += f" ({why_not})"
+    if call.mask is None:
+        return torch_kernel
+    holes = "the native kernel" if why_not is None else f"a hoisted step loop ({why_not})"
+    return f"{torch_kernel}; mask: right-padded rows in one unmasked call, other masks on {holes}"

@@ -16,6 +16,11 @@ right-padded (each row ``True...True False...False``):
   reversed (``reverse_sequence``), run, and shifted right by the
   padding length.
 * fully masked rows keep their initial state and output zeros.
+
+Eagerly on the CPU, rnnkit's native kernel (:mod:`rnnkit.kernels.native`) runs
+the calls it measured faster on (:func:`rnnkit.kernels.native.preferred`: GRU
+and SimpleRNN in training and at small batch) and every mask with holes
+(instead of the hoisted loop), when it can be built.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.core.sequences import is_right_padded
+from rnnkit.kernels import native
 from rnnkit.kernels.ops import capturing_graph, kernel_call, masked_kernel_call, mode_of, rnn_kernel, rnn_kernel_masked
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
@@ -46,24 +52,49 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
 
 
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
-    """``(last_output, outputs, new_states)`` for batch-major ``x`` on the fused kernel; ``None`` when,
-    eagerly, the mask is not right-padded (the caller then runs its hoisted loop)."""
+    """``(last_output, outputs, new_states)`` for batch-major ``x`` on a fused kernel; ``None`` when,
+    eagerly, the mask has holes and the native kernel cannot run (the caller then runs its hoisted loop)."""
     cell = layer.cell
-    if mask is not None and not capturing_graph() and not is_right_padded(mask):
-        # eagerly, a mask the packed kernel cannot take goes back to the layer, which runs its hoisted loop
-        # (the fastest exact loop); in a captured graph the masked op's own step loop runs, the mask as data
+    graph = capturing_graph()
+    holes = mask is not None and not graph and not is_right_padded(mask)
+    weights = cell_to_torch(cell)
+    mode = mode_of(kernel_for(cell))
+    use_native = (not graph and (holes or native.preferred(mode, x.shape[0], cell.units, grad_wanted(cell, x, states)))
+                  and native.blocker(x, weights) is None)
+    if holes and not use_native:
+        # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
+        # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
+        # step loop runs, the mask as data
         return None
     masks = cell.dropout_masks(x[:, 0], training)
     if masks is not None:
         x = x * masks[0].unsqueeze(1)
-    weights = cell_to_torch(cell)
-    kernel = kernel_for(cell)
+    if use_native:
+        outputs, *new_states = native.native_call(x, mask, list(states), weights, mode, cell.use_bias,
+                                                  layer.go_backwards, layer.zero_output_for_mask)
+        return outputs[:, -1], outputs, new_states
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
-        out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias)
+        out, hn = run_kernel(kernel_for(cell), x, [states], weights, cell.use_bias)
         return out[:, -1], out, [h[0] for h in hn]
-    args = (x, mask, list(states), list(weights), mode_of(kernel), cell.use_bias, layer.go_backwards,
+    args = (x, mask, list(states), list(weights), mode, cell.use_bias, layer.go_backwards,
             layer.zero_output_for_mask)
-    outputs, *new_states = rnn_kernel_masked(*args) if capturing_graph() else masked_kernel_call(*args)
+    outputs, *new_states = rnn_kernel_masked(*args) if graph else masked_kernel_call(*args)
     return outputs[:, -1], outputs, new_states
+
+
+def uses_native(call) -> bool:
+    """Whether a prepared call of a fusable layer, unmasked or right-padded, runs on the native kernel
+    eagerly (``native.preferred`` and nothing blocks it)."""
+    cell, x = call.layer.cell, call.inputs
+    mode = mode_of(kernel_for(cell))
+    return (native.preferred(mode, x.shape[0], cell.units, grad_wanted(cell, x, call.states))
+            and native.blocker(x, [cell.kernel]) is None)
+
+
+def grad_wanted(cell, x: torch.Tensor, states: list) -> bool:
+    """Whether this call records gradients (grad mode on and a parameter, the input or a state requires one)."""
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or any(s.requires_grad for s in states) or any(p.requires_grad for p in cell.parameters())

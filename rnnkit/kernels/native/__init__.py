@@ -1,0 +1,165 @@
+"""rnnkit's native CPU recurrent kernel: the time loop of one direction in C++.
+
+``rnn.cpp`` (next to this file) registers ``torch.ops.rnnkit_native.forward``
+and ``backward`` through ``torch.library``; it is compiled with
+``torch.utils.cpp_extension`` on first use (a few seconds, needs a C++
+compiler and ninja) and cached by torch in ``$TORCH_EXTENSIONS_DIR`` (default
+``~/.cache/torch_extensions``). Where it cannot be built, :func:`unavailable`
+says why and the layers run PyTorch's kernels (``explain()`` shows the
+reason). ``RNNKIT_NATIVE=0`` turns it off.
+
+Semantics (see the header of ``rnn.cpp``): torch.nn's equations and weight
+layout (LSTM ``i f g o``, GRU ``r z n`` with the reset gate after the
+recurrent product, RNN ``tanh``/``relu``), Keras's masking rules for any mask
+(holes included) and ``go_backwards``; the input projection of all steps is
+one matrix product made here, the loop runs only the recurrent part. Per step
+the recurrent product is a hand-written loop for small problems (no dispatch
+per step: what batch-1 sequences pay in torch's kernels) and one BLAS call for
+big ones (:func:`use_blas`). Gradients: a hand-written backward through time
+(``backward`` op), first order only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+SOURCE = Path(__file__).with_name("rnn.cpp")
+MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+_STATUS: list[str | None] = []  # [why it is unavailable (None: loaded)], once per process
+
+# Per-step work (batch * units * gates*units multiply-adds) above which one BLAS call per step beats the
+# hand-written loop (measured on a 2-core x86-64 CPU, benchmarks/bench_native.py).
+BLAS_ABOVE = 1 << 16
+
+
+def _cpu_tag() -> str:
+    """A short tag of this CPU's instruction set (the build uses ``-march=native``)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "generic"
+    flags = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    return hashlib.sha1(flags.encode()).hexdigest()[:8]
+
+
+def _build() -> str | None:
+    if os.environ.get("RNNKIT_NATIVE", "1") == "0":
+        return "RNNKIT_NATIVE=0 turns it off"
+    from torch.utils import cpp_extension
+
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed (pip install ninja), needed to build it"
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler!r} not found) to build it"
+    try:
+        cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}", sources=[str(SOURCE)],
+                           extra_cflags=["-O3", "-march=native"], is_python_module=False, verbose=False)
+    except Exception as err:  # a failed build leaves torch's kernels in charge, with the reason
+        first = str(err).strip().splitlines()
+        return f"building it failed: {first[0] if first else type(err).__name__}"
+    return None
+
+
+def unavailable() -> str | None:
+    """Why the native kernel cannot run in this process (None: it is built and loaded).
+
+    The first call builds (or loads the cached build of) ``rnn.cpp``.
+    """
+    if not _STATUS:
+        _STATUS.append(_build())
+    return _STATUS[0]
+
+
+# Where the native kernel measured faster than torch's (benchmarks/bench_native.py, 2-core x86-64): GRU
+# and SimpleRNN whenever gradients are wanted, and in inference up to this many batch*units (per-step
+# dispatch dominates there); never the unmasked LSTM (torch's oneDNN LSTM is faster on the CPU).
+INFERENCE_UP_TO = 1024
+
+
+def preferred(mode: str, batch: int, units: int, grad: bool) -> bool:
+    """Whether the native kernel is the faster exact way to run an unmasked or right-padded call
+    (static facts: the cell family, shapes and whether gradients are recorded)."""
+    if mode == "lstm":
+        return False
+    return grad or batch * units <= INFERENCE_UP_TO
+
+
+def blocker(x: torch.Tensor, weights: list[torch.Tensor]) -> str | None:
+    """Why the native kernel cannot run this call (None: it can): device, dtype, autocast, build."""
+    if x.device.type != "cpu":
+        return f"it runs on the CPU only (inputs on {x.device.type})"
+    if x.dtype not in (torch.float32, torch.float64) or any(w.dtype != x.dtype for w in weights):
+        return f"it runs float32/float64 only (inputs {x.dtype})"
+    if torch.is_autocast_enabled("cpu"):
+        return "CPU autocast is on (torch's kernels follow its dtype rules)"
+    why = unavailable()
+    return None if why is None else f"native kernel unavailable: {why}"
+
+
+def use_blas(batch: int, units: int, mode: str) -> bool:
+    """One BLAS call per step (big problems) rather than the hand-written loop: a static fact of the shapes."""
+    return batch * units * units * _GATES[mode] > BLAS_ABOVE
+
+
+class _NativeRNN(torch.autograd.Function):
+    """One direction through ``rnnkit_native.forward``; its backward is ``rnnkit_native.backward``."""
+
+    @staticmethod
+    def forward(ctx, xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas):  # type: ignore[override]
+        save = any(ctx.needs_input_grad[:5])
+        out, h_t, c_t, hs, cs, act = torch.ops.rnnkit_native.forward(
+            xp, w_hh.t().contiguous(), b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas, save)
+        if save:
+            ctx.save_for_backward(hs, cs, act, w_hh)
+        ctx.mask, ctx.args = mask, (MODES[mode], go_backwards, zero_output, blas, b_hh is not None)
+        ctx.lstm = mode == "lstm"
+        return (out, h_t, c_t) if ctx.lstm else (out, h_t)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_h, grad_c=None):  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable
+            raise RuntimeError("rnnkit's native kernel has no double backward (create_graph=True); run the layer "
+                               "with use_fused=False for higher-order gradients")
+        hs, cs, act, w_hh = ctx.saved_tensors
+        grad_out = grad_out if grad_out is not None else hs.new_zeros(hs.shape[1], hs.shape[0] - 1, hs.shape[2])
+        grad_out = grad_out.contiguous()
+        grad_h = grad_h if grad_h is not None else hs.new_zeros(hs.shape[1:])
+        d_xp, d_whh, d_bhh, d_h0, d_c0 = torch.ops.rnnkit_native.backward(
+            grad_out, grad_h, grad_c, hs, cs, act, w_hh.contiguous(), ctx.mask, *ctx.args)
+        has_bias = ctx.args[-1]
+        return (d_xp, d_whh, d_bhh if has_bias else None, d_h0, d_c0 if ctx.lstm else None,
+                None, None, None, None, None)
+
+
+def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tensor], weights: list[torch.Tensor],
+                mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
+    """``[outputs, *new_states]`` of one direction, as :func:`rnnkit.kernels.ops.masked_kernel_call` gives them.
+
+    ``x`` ``(B, T, D)``, ``mask`` boolean ``(B, T)`` or None, ``hx`` states
+    ``(B, U)``, ``weights`` in torch's layout ``[w_ih, w_hh(, b_ih, b_hh)]``.
+    Outputs ``(B, T, U)`` in processing order; masked steps carry the states
+    and repeat the previous output (zeros with ``zero_output``).
+    """
+    w_ih, w_hh = weights[0], weights[1]
+    b_ih = b_hh = None
+    if use_bias:
+        b_ih, b_hh = weights[2], weights[3]
+        if mode != "gru":  # only GRU's reset gate separates the recurrent bias
+            b_ih, b_hh = b_ih + b_hh, None
+    xp = F.linear(x, w_ih, b_ih).contiguous()
+    batch, units = hx[0].shape
+    if mask is not None:
+        mask = mask.contiguous()
+    h0 = hx[0].contiguous()
+    c0 = hx[1].contiguous() if mode == "lstm" else None
+    out, *states = _NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output,
+                                    use_blas(batch, units, mode))
+    return [out, *states]

@@ -1,0 +1,328 @@
+// rnnkit's native recurrent kernel: the whole time loop of one direction in C++.
+//
+// Registered as torch ops (TORCH_LIBRARY rnnkit_native): forward and backward of
+// LSTM, GRU (reset gate after the recurrent product) and SimpleRNN (tanh, relu),
+// with Keras's masking rules and go_backwards, in torch.nn's gate order and
+// weight layout. The input projection (x W_ih^T + b_ih) of every step is made
+// by the caller (one matrix product); this file runs only the recurrence:
+//
+//   rec_s = h_{s-1} W_hh^T + b_hh                (raw loops, or one BLAS call
+//                                                  per step for big batches)
+//   LSTM  i f g o = sig, sig, tanh, sig (xp_t + rec_s)
+//         c_s = f * c_{s-1} + i * g,   h_s = o * tanh(c_s)
+//   GRU   r = sig(xr + hr), z = sig(xz + hz), n = tanh(xn + r * hn)
+//         h_s = (1 - z) * n + z * h_{s-1}
+//   RNN   h_s = tanh | relu (xp_t + rec_s)
+//
+// s is the processing step; t = s, or T-1-s with go_backwards (outputs are in
+// processing order). A row whose mask is False at t keeps its states and
+// repeats its previous output (zero with zero_output; zero before any output).
+//
+// Shapes: xp (B, T, G*U) contiguous, whh_t (U, G*U) (W_hh transposed) in the
+// forward and whh (G*U, U) in the backward, h0/c0 (B, U), mask (B, T) bool.
+// The forward returns [out (B, T, U), h_T, c_T, H (T+1, B, U), C (T+1, B, U),
+// act (T, B, K)] where H/C are the states before/after each step and act the
+// gate activations the backward reads (K = 4U for LSTM and GRU: i f g o /
+// r z n hn; 0 for RNN or without `save`).
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kLSTM = 0, kGRU = 1, kTanh = 2, kRelu = 3;
+
+int64_t gates_of(int64_t mode) { return mode == kLSTM ? 4 : mode == kGRU ? 3 : 1; }
+
+// Activations over arrays, written so that the compiler vectorizes the loops. float uses a polynomial
+// exp (Cephes expf: within 2 ulp on [-87, 88]) and tanh (an odd polynomial below 0.625, through exp
+// above); double calls libm.
+inline float exp_fast(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+inline float sigmoid1(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
+inline double sigmoid1(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+inline float tanh1(float x) {
+  const float z = x * x;
+  const float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
+                        1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+  const float big = 1.0f - 2.0f / (exp_fast(2.0f * x) + 1.0f);
+  return (x < 0.625f && x > -0.625f) ? small : big;
+}
+inline double tanh1(double x) { return std::tanh(x); }
+
+template <typename T>
+inline void sigmoid_(T* v, int64_t n) { for (int64_t j = 0; j < n; ++j) v[j] = sigmoid1(v[j]); }
+template <typename T>
+inline void tanh_(T* v, int64_t n) { for (int64_t j = 0; j < n; ++j) v[j] = tanh1(v[j]); }
+template <typename T>
+inline void add_(T* v, const T* w, int64_t n) { for (int64_t j = 0; j < n; ++j) v[j] += w[j]; }
+
+// out[j] = bias[j] + sum_k h[k] * w[k, j]   (w is (U, N) row-major; the j loop vectorizes)
+template <typename T>
+inline void row_times(const T* h, const T* w, const T* bias, T* out, int64_t U, int64_t N) {
+  if (bias) std::memcpy(out, bias, sizeof(T) * N); else std::memset(out, 0, sizeof(T) * N);
+  for (int64_t k = 0; k < U; ++k) {
+    const T hk = h[k];
+    if (hk == T(0)) continue;
+    const T* wk = w + k * N;
+    for (int64_t j = 0; j < N; ++j) out[j] += hk * wk[j];
+  }
+}
+
+template <typename T>
+void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tensor& bhh, const at::Tensor& mask,
+                  int64_t mode, bool go_backwards, bool zero_output, bool blas, bool save, at::Tensor& out,
+                  at::Tensor& H, at::Tensor& C, at::Tensor& act) {
+  const int64_t B = xp.size(0), T_ = xp.size(1), N = xp.size(2), U = H.size(2);
+  const T* x = xp.data_ptr<T>();
+  const T* w = whh_t.data_ptr<T>();
+  const T* bias = bhh.defined() ? bhh.data_ptr<T>() : nullptr;
+  const bool* m = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  T* o = out.data_ptr<T>();
+  T* hs = H.data_ptr<T>();
+  T* cs = C.defined() ? C.data_ptr<T>() : nullptr;
+  T* a = save && act.size(2) > 0 ? act.data_ptr<T>() : nullptr;
+  const int64_t K = act.size(2);
+  at::Tensor rec_t = at::empty({B, N}, xp.options());
+  T* rec = rec_t.data_ptr<T>();
+  at::Tensor bias_row = bhh.defined() ? bhh.unsqueeze(0) : at::Tensor();
+  std::vector<T> tmp(U);
+  for (int64_t s = 0; s < T_; ++s) {
+    const int64_t t = go_backwards ? T_ - 1 - s : s;
+    const T* h = hs + s * B * U;
+    T* hn = hs + (s + 1) * B * U;
+    if (blas) {
+      at::Tensor hv = H.select(0, s);
+      if (bias) at::addmm_out(rec_t, bias_row, hv, whh_t); else at::mm_out(rec_t, hv, whh_t);
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      const T* hb = h + b * U;
+      T* hnb = hn + b * U;
+      T* ob = o + (b * T_ + s) * U;
+      if (m && !m[b * T_ + t]) {  // masked: carry the states, repeat the previous output
+        std::memcpy(hnb, hb, sizeof(T) * U);
+        if (cs) std::memcpy(cs + ((s + 1) * B + b) * U, cs + (s * B + b) * U, sizeof(T) * U);
+        if (zero_output || s == 0) std::memset(ob, 0, sizeof(T) * U);
+        else std::memcpy(ob, ob - U, sizeof(T) * U);
+        continue;
+      }
+      T* r = rec + b * N;
+      if (!blas) row_times(hb, w, bias, r, U, N);
+      const T* xb = x + (b * T_ + t) * N;
+      T* ab = a ? a + (s * B + b) * K : nullptr;
+      if (mode == kLSTM) {  // r holds rec; it becomes the gates i f g o
+        const T* cb = cs + (s * B + b) * U;
+        T* cnb = cs + ((s + 1) * B + b) * U;
+        add_(r, xb, N);
+        sigmoid_(r, 2 * U);
+        tanh_(r + 2 * U, U);
+        sigmoid_(r + 3 * U, U);
+        for (int64_t j = 0; j < U; ++j) cnb[j] = r[U + j] * cb[j] + r[j] * r[2 * U + j];
+        std::memcpy(hnb, cnb, sizeof(T) * U);
+        tanh_(hnb, U);
+        for (int64_t j = 0; j < U; ++j) hnb[j] *= r[3 * U + j];
+        if (ab) std::memcpy(ab, r, sizeof(T) * N);
+      } else if (mode == kGRU) {  // r: rec (r z parts become the gates), tmp: n
+        add_(r, xb, 2 * U);
+        sigmoid_(r, 2 * U);
+        T* n = tmp.data();
+        for (int64_t j = 0; j < U; ++j) n[j] = xb[2 * U + j] + r[j] * r[2 * U + j];
+        tanh_(n, U);
+        for (int64_t j = 0; j < U; ++j) hnb[j] = n[j] + r[U + j] * (hb[j] - n[j]);
+        if (ab) {
+          std::memcpy(ab, r, sizeof(T) * 2 * U);
+          std::memcpy(ab + 2 * U, n, sizeof(T) * U);
+          std::memcpy(ab + 3 * U, r + 2 * U, sizeof(T) * U);
+        }
+      } else if (mode == kTanh) {
+        for (int64_t j = 0; j < U; ++j) hnb[j] = xb[j] + r[j];
+        tanh_(hnb, U);
+      } else {
+        for (int64_t j = 0; j < U; ++j) { const T p = xb[j] + r[j]; hnb[j] = p > T(0) ? p : T(0); }
+      }
+      std::memcpy(ob, hnb, sizeof(T) * U);
+    }
+  }
+}
+
+std::vector<at::Tensor> rnn_forward(const at::Tensor& xp, const at::Tensor& whh_t, const std::optional<at::Tensor>& bhh,
+                                    const at::Tensor& h0, const std::optional<at::Tensor>& c0,
+                                    const std::optional<at::Tensor>& mask, int64_t mode, bool go_backwards,
+                                    bool zero_output, bool blas, bool save) {
+  TORCH_CHECK(xp.dim() == 3 && xp.is_contiguous(), "rnnkit_native: xp must be a contiguous (B, T, G*U) tensor");
+  TORCH_CHECK(xp.device().is_cpu(), "rnnkit_native: CPU tensors only");
+  const int64_t B = xp.size(0), T_ = xp.size(1), U = h0.size(1), G = gates_of(mode);
+  TORCH_CHECK(xp.size(2) == G * U && whh_t.size(0) == U && whh_t.size(1) == G * U && whh_t.is_contiguous(),
+              "rnnkit_native: weight shapes do not match the mode");
+  TORCH_CHECK(h0.size(0) == B, "rnnkit_native: h0 must be (B, U)");
+  auto opts = xp.options();
+  at::Tensor out = at::empty({B, T_, U}, opts);
+  at::Tensor H = at::empty({T_ + 1, B, U}, opts);
+  H.select(0, 0).copy_(h0);
+  at::Tensor C;
+  if (mode == kLSTM) {
+    TORCH_CHECK(c0.has_value() && c0->defined(), "rnnkit_native: LSTM needs c0");
+    C = at::empty({T_ + 1, B, U}, opts);
+    C.select(0, 0).copy_(*c0);
+  }
+  const int64_t K = (save && (mode == kLSTM || mode == kGRU)) ? 4 * U : 0;
+  at::Tensor act = at::empty({T_, B, K}, opts);
+  at::Tensor b = bhh.has_value() ? bhh->contiguous() : at::Tensor();
+  at::Tensor mk = mask.has_value() ? mask->contiguous() : at::Tensor();
+  if (mk.defined()) TORCH_CHECK(mk.scalar_type() == at::kBool && mk.size(0) == B && mk.size(1) == T_,
+                                "rnnkit_native: mask must be a (B, T) bool tensor");
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_native_forward", [&] {
+    forward_impl<scalar_t>(xp, whh_t, b, mk, mode, go_backwards, zero_output, blas, save, out, H, C, act);
+  });
+  at::Tensor hT = H.select(0, T_).clone();
+  at::Tensor cT = C.defined() ? C.select(0, T_).clone() : at::empty({0}, opts);
+  if (!C.defined()) C = at::empty({0}, opts);
+  return {out, hT, cT, H, C, act};
+}
+
+template <typename T>
+void backward_impl(const at::Tensor& grad_out, const at::Tensor& H, const at::Tensor& C, const at::Tensor& act,
+                   const at::Tensor& whh, const at::Tensor& mask, int64_t mode, bool go_backwards, bool zero_output,
+                   bool blas, at::Tensor& dh, at::Tensor& dc, at::Tensor& dxp, at::Tensor& dZ) {
+  const int64_t B = grad_out.size(0), T_ = grad_out.size(1), U = grad_out.size(2), N = dxp.size(2);
+  const T* go = grad_out.data_ptr<T>();
+  const T* hs = H.data_ptr<T>();
+  const T* cs = mode == kLSTM ? C.data_ptr<T>() : nullptr;
+  const T* a = act.size(2) > 0 ? act.data_ptr<T>() : nullptr;
+  const T* w = whh.data_ptr<T>();
+  const bool* m = mask.defined() ? mask.data_ptr<bool>() : nullptr;
+  const int64_t K = act.size(2);
+  T* dhp = dh.data_ptr<T>();
+  T* dcp = mode == kLSTM ? dc.data_ptr<T>() : nullptr;
+  T* dx = dxp.data_ptr<T>();
+  T* dz = dZ.data_ptr<T>();
+  std::vector<T> dprev(B * U, T(0)), g(U);
+  for (int64_t s = T_ - 1; s >= 0; --s) {
+    const int64_t t = go_backwards ? T_ - 1 - s : s;
+    for (int64_t b = 0; b < B; ++b) {
+      T* dpb = dprev.data() + b * U;
+      const T* gob = go + (b * T_ + s) * U;
+      for (int64_t j = 0; j < U; ++j) g[j] = gob[j] + dpb[j];
+      T* dhb = dhp + b * U;
+      T* dzb = dz + (s * B + b) * N;
+      if (m && !m[b * T_ + t]) {  // masked: states pass through; the output was the previous one (or zero)
+        if (zero_output) std::memset(dpb, 0, sizeof(T) * U); else std::memcpy(dpb, g.data(), sizeof(T) * U);
+        continue;  // dZ and dxp rows stay zero
+      }
+      std::memset(dpb, 0, sizeof(T) * U);
+      T* dxb = dx + (b * T_ + t) * N;
+      const T* ab = a + (s * B + b) * K;
+      if (mode == kLSTM) {
+        const T* cprev = cs + (s * B + b) * U;
+        const T* cnew = cs + ((s + 1) * B + b) * U;
+        T* dcb = dcp + b * U;
+        for (int64_t j = 0; j < U; ++j) {
+          const T i = ab[j], f = ab[U + j], gg = ab[2 * U + j], o = ab[3 * U + j];
+          const T dhn = dhb[j] + g[j];
+          const T tc = tanh1(cnew[j]);
+          const T dct = dcb[j] + dhn * o * (T(1) - tc * tc);
+          dzb[j] = dct * gg * i * (T(1) - i);
+          dzb[U + j] = dct * cprev[j] * f * (T(1) - f);
+          dzb[2 * U + j] = dct * i * (T(1) - gg * gg);
+          dzb[3 * U + j] = dhn * tc * o * (T(1) - o);
+          dcb[j] = dct * f;
+          dhb[j] = T(0);
+        }
+        std::memcpy(dxb, dzb, sizeof(T) * N);
+      } else if (mode == kGRU) {
+        const T* hb = hs + (s * B + b) * U;
+        for (int64_t j = 0; j < U; ++j) {
+          const T r = ab[j], z = ab[U + j], n = ab[2 * U + j], hnj = ab[3 * U + j];
+          const T dhn = dhb[j] + g[j];
+          const T dnp = dhn * (T(1) - z) * (T(1) - n * n);
+          const T drp = dnp * hnj * r * (T(1) - r);
+          const T dzp = dhn * (hb[j] - n) * z * (T(1) - z);
+          dxb[j] = drp; dxb[U + j] = dzp; dxb[2 * U + j] = dnp;
+          dzb[j] = drp; dzb[U + j] = dzp; dzb[2 * U + j] = dnp * r;
+          dhb[j] = dhn * z;
+        }
+      } else {
+        const T* hnew = hs + ((s + 1) * B + b) * U;
+        for (int64_t j = 0; j < U; ++j) {
+          const T dhn = dhb[j] + g[j];
+          const T y = hnew[j];
+          dzb[j] = mode == kTanh ? dhn * (T(1) - y * y) : (y > T(0) ? dhn : T(0));
+          dhb[j] = T(0);
+        }
+        std::memcpy(dxb, dzb, sizeof(T) * N);
+      }
+      if (!blas) {  // dh += dz W_hh   (W_hh (N, U) row-major: the k loop vectorizes)
+        for (int64_t j = 0; j < N; ++j) {
+          const T d = dzb[j];
+          if (d == T(0)) continue;
+          const T* wj = w + j * U;
+          for (int64_t k = 0; k < U; ++k) dhb[k] += d * wj[k];
+        }
+      }
+    }
+    if (blas) dh.addmm_(dZ.select(0, s), whh);
+  }
+}
+
+std::vector<at::Tensor> rnn_backward(const at::Tensor& grad_out, const at::Tensor& grad_hT,
+                                     const std::optional<at::Tensor>& grad_cT, const at::Tensor& H,
+                                     const at::Tensor& C, const at::Tensor& act, const at::Tensor& whh,
+                                     const std::optional<at::Tensor>& mask, int64_t mode, bool go_backwards,
+                                     bool zero_output, bool blas, bool has_bias) {
+  const int64_t T_ = grad_out.size(1), B = grad_out.size(0), U = grad_out.size(2), N = gates_of(mode) * U;
+  TORCH_CHECK(whh.size(0) == N && whh.size(1) == U, "rnnkit_native: whh must be (G*U, U)");
+  TORCH_CHECK(mode == kTanh || mode == kRelu || act.size(2) == 4 * U,
+              "rnnkit_native: the forward did not save what the backward needs (save=False)");
+  auto opts = grad_out.options();
+  at::Tensor go = grad_out.contiguous();
+  at::Tensor w = whh.contiguous();
+  at::Tensor dh = grad_hT.contiguous().clone();
+  at::Tensor dc = mode == kLSTM ? (grad_cT.has_value() ? grad_cT->contiguous().clone() : at::zeros({B, U}, opts))
+                                : at::empty({0}, opts);
+  at::Tensor dxp = at::zeros({B, T_, N}, opts);
+  at::Tensor dZ = at::zeros({T_, B, N}, opts);
+  at::Tensor mk = mask.has_value() ? mask->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(go.scalar_type(), "rnnkit_native_backward", [&] {
+    backward_impl<scalar_t>(go, H, C, act, w, mk, mode, go_backwards, zero_output, blas, dh, dc, dxp, dZ);
+  });
+  at::Tensor flat = dZ.view({T_ * B, N});
+  at::Tensor dwhh = at::mm(flat.t(), H.narrow(0, 0, T_).reshape({T_ * B, U}));
+  at::Tensor dbhh = has_bias ? flat.sum(0) : at::empty({0}, opts);
+  return {dxp, dwhh, dbhh, dh, dc};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(rnnkit_native, m) {
+  m.def("forward(Tensor xp, Tensor whh_t, Tensor? bhh, Tensor h0, Tensor? c0, Tensor? mask, int mode, "
+        "bool go_backwards, bool zero_output, bool blas, bool save) -> Tensor[]");
+  m.def("backward(Tensor grad_out, Tensor grad_hT, Tensor? grad_cT, Tensor H, Tensor C, Tensor act, Tensor whh, "
+        "Tensor? mask, int mode, bool go_backwards, bool zero_output, bool blas, bool has_bias) -> Tensor[]");
+}
+
+TORCH_LIBRARY_IMPL(rnnkit_native, CPU, m) {
+  m.impl("forward", &rnn_forward);
+  m.impl("backward", &rnn_backward);
+}

@@ -1,0 +1,242 @@
+"""rnnkit's native CPU kernel (``rnnkit.kernels.native``): the twin of the generic loop.
+
+Every test compares against an independent computation: torch's own cell
+equations step by step (``ops._masked_steps``), the layers' generic loop
+(``use_fused=False``), or float64 math; gradients included.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.kernels import native, ops
+
+pytestmark = pytest.mark.skipif(native.unavailable() is not None,
+                                reason=f"native kernel not built here: {native.unavailable()}")
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+MASKS = ["none", "right", "holes", "fully_masked_row"]
+
+
+def _mask(kind, batch, steps, gen):
+    if kind == "none":
+        return None
+    if kind == "right":
+        lengths = torch.tensor([steps, 1, 0, steps - 2][:batch])
+        return torch.arange(steps) < lengths[:, None]
+    mask = torch.rand(batch, steps, generator=gen) > 0.4
+    if kind == "fully_masked_row":
+        mask[1] = False
+    return mask
+
+
+def _case(mode, batch=4, steps=7, features=3, units=5, dtype=torch.float64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    g = GATES[mode]
+    x = torch.randn(batch, steps, features, generator=gen, dtype=dtype)
+    weights = [torch.randn(g * units, features, generator=gen, dtype=dtype) * 0.5,
+               torch.randn(g * units, units, generator=gen, dtype=dtype) * 0.5,
+               torch.randn(g * units, generator=gen, dtype=dtype) * 0.1,
+               torch.randn(g * units, generator=gen, dtype=dtype) * 0.1]
+    hx = [torch.randn(batch, units, generator=gen, dtype=dtype) for _ in range(2 if mode == "lstm" else 1)]
+    return x, weights, hx, gen
+
+
+@pytest.mark.parametrize("mode", list(GATES))
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("zero_output", [False, True])
+@pytest.mark.parametrize("blas", [False, True])
+def test_native_equals_torch_cell_equations_step_by_step(mode, mask_kind, go_backwards, zero_output, blas,
+                                                         monkeypatch):
+    """Outputs, final states and the gradients of x, every weight and the initial states, float64."""
+    monkeypatch.setattr(native, "BLAS_ABOVE", -1 if blas else 1 << 40)
+    x, weights, hx, gen = _case(mode)
+    mask = _mask(mask_kind, x.shape[0], x.shape[1], gen)
+    inputs = [x, *weights, *hx]
+    for t in inputs:
+        t.requires_grad_()
+    got = native.native_call(x, mask, hx, weights, mode, True, go_backwards, zero_output)
+    full = mask if mask is not None else torch.ones(x.shape[:2], dtype=torch.bool)
+    want = ops._masked_steps(x, full, hx, weights, mode, True, go_backwards, zero_output)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+    probes = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in got]
+    grads_got = torch.autograd.grad(got, inputs, probes)
+    grads_want = torch.autograd.grad(want, inputs, probes)
+    for g, w in zip(grads_got, grads_want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("mode", list(GATES))
+def test_native_gradcheck_without_bias(mode):
+    x, weights, hx, gen = _case(mode, batch=2, steps=4, features=2, units=3)
+    mask = torch.tensor([[True, False, True, True], [True, True, False, False]])
+
+    def run(x, w_ih, w_hh, *hx):
+        return tuple(native.native_call(x, mask, list(hx), [w_ih, w_hh], mode, False, True, False))
+
+    args = [t.requires_grad_() for t in [x, *weights[:2], *hx]]
+    assert torch.autograd.gradcheck(run, args)
+
+
+def test_float32_activations_are_accurate():
+    """float32 uses a polynomial exp/tanh: an LSTM step with no recurrence against float64 math."""
+    units = 4096
+    pre = torch.linspace(-30, 30, 4 * units, dtype=torch.float64)
+    pre[::7] = torch.linspace(-1e-3, 1e-3, pre[::7].numel(), dtype=torch.float64)  # tanh near 0
+    x = pre.view(1, 1, 4 * units).float()
+    eye = torch.eye(4 * units)
+    weights = [eye, torch.zeros(4 * units, units)]
+    zeros = [torch.zeros(1, units), torch.zeros(1, units)]
+    out, h, c = native.native_call(x, None, zeros, weights, "lstm", False, False, False)
+    i, _, g, o = torch.sigmoid(pre).chunk(4)[0], None, torch.tanh(pre.chunk(4)[2]), torch.sigmoid(pre.chunk(4)[3])
+    c_want = i * g
+    torch.testing.assert_close(c[0].double(), c_want, rtol=2e-6, atol=1e-7)
+    torch.testing.assert_close(h[0].double(), o * torch.tanh(c_want), rtol=2e-6, atol=1e-7)
+
+
+# ------------------------------------------------------------------ layers
+def _layers(make, seed=3):
+    torch.manual_seed(seed)
+    fast = make(use_fused="auto")
+    loop = make(use_fused=False)
+    x = torch.randn(3, 6, 4, dtype=torch.float64)
+    fast.build(x.shape)
+    loop.build(x.shape)
+    loop.load_state_dict(fast.state_dict())
+    return fast, loop, x
+
+
+LAYERS = {
+    "gru": lambda **k: rnnkit.GRU(5, return_sequences=True, return_state=True, dtype="float64", **k),
+    "simple": lambda **k: rnnkit.SimpleRNN(5, return_sequences=True, return_state=True, dtype="float64", **k),
+    "simple_relu_back": lambda **k: rnnkit.SimpleRNN(5, activation="relu", go_backwards=True, return_sequences=True,
+                                                     return_state=True, dtype="float64", **k),
+    "lstm": lambda **k: rnnkit.LSTM(5, return_sequences=True, return_state=True, dtype="float64", **k),
+    "lstm_back_zero": lambda **k: rnnkit.LSTM(5, go_backwards=True, zero_output_for_mask=True,
+                                              return_sequences=True, return_state=True, dtype="float64", **k),
+}
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    calls = []
+    real = native.native_call
+    monkeypatch.setattr(native, "native_call", lambda *a, **k: (calls.append(a[4]), real(*a, **k))[1])
+    return calls
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_layer_on_native_equals_generic_loop_in_training(name, mask_kind, native_calls):
+    fast, loop, x = _layers(LAYERS[name])
+    mask = _mask(mask_kind, 3, 6, torch.Generator().manual_seed(1))
+    results = []
+    for layer in (fast, loop):
+        xg = x.clone().requires_grad_()
+        out = layer(xg, mask=mask, training=True)
+        probe = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view(o.shape)).sum() for o in out)
+        grads = torch.autograd.grad(probe, [xg, *layer.parameters()])
+        results.append((out, grads))
+    for a, b in zip(results[0][0] + list(results[0][1]), results[1][0] + list(results[1][1])):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+    lstm = name.startswith("lstm")
+    # where the note says: GRU/SimpleRNN in training always; LSTM only for masks with holes
+    assert bool(native_calls) == (not lstm or mask_kind in ("holes", "fully_masked_row"))
+
+
+def test_bidirectional_halves_on_native_equal_generic(native_calls):
+    torch.manual_seed(4)
+    fast = rnnkit.Bidirectional(rnnkit.GRU(4, return_sequences=True, dtype="float64"))
+    loop = rnnkit.Bidirectional(rnnkit.GRU(4, return_sequences=True, dtype="float64", use_fused=False))
+    x = torch.randn(3, 5, 2, dtype=torch.float64)
+    fast.build(x.shape)
+    loop.build(x.shape)
+    loop.load_state_dict(fast.state_dict())
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    a, b = fast(x, mask=mask, training=True), loop(x, mask=mask, training=True)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a.square().sum(), list(fast.parameters()))
+    gb = torch.autograd.grad(b.square().sum(), list(loop.parameters()))
+    for p, q in zip(ga, gb):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-10)
+    assert native_calls == ["gru", "gru"]
+    assert "native kernel runs each half" in str(rnnkit.explain(fast, x, mask=mask, training=True))
+
+
+def test_the_choice_follows_the_documented_rule(native_calls):
+    x = torch.randn(1, 9, 3)
+    gru = rnnkit.GRU(8)
+    with torch.no_grad():
+        gru(x)  # batch*units 8: native in inference
+        assert native_calls == ["gru"]
+        big = torch.randn(64, 3, 3)
+        gru(big)  # batch*units 512 <= 1024: native
+        wide = rnnkit.GRU(32)
+        wide(big)  # 2048: torch's kernel
+        assert native_calls == ["gru", "gru"]
+        assert rnnkit.explain(wide, big).detail == "torch.gru"
+        assert rnnkit.explain(gru, x).detail == "native kernel"
+        lstm = rnnkit.LSTM(4)
+        lstm(x)  # unmasked LSTM: torch's (oneDNN) kernel
+        assert native_calls == ["gru", "gru"]
+        holes = torch.tensor([[True, False] * 4 + [True]])
+        lstm(x, mask=holes)
+        assert native_calls == ["gru", "gru", "lstm"]
+        assert rnnkit.explain(lstm, x, mask=holes).detail.startswith("torch.lstm; mask: right-padded rows in one")
+    assert rnnkit.explain(wide, big, training=True).detail == "native kernel"  # gradients wanted
+
+
+def test_without_the_native_kernel_the_torch_paths_run_and_explain_says_why(monkeypatch, native_calls):
+    monkeypatch.setattr(native, "_STATUS", ["no C++ compiler ('c++' not found) to build it"])
+    layer = rnnkit.GRU(4, return_sequences=True)
+    x = torch.randn(2, 5, 3)
+    holes = torch.tensor([[True, False, True, True, True], [True] * 5])
+    with torch.no_grad():
+        out = layer(x, mask=holes)
+    assert native_calls == []
+    loop = rnnkit.GRU(4, return_sequences=True, use_fused=False)
+    loop.build(x.shape)
+    loop.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(out, loop(x, mask=holes))
+    detail = rnnkit.explain(layer, x).detail
+    assert detail == "torch.gru (native kernel unavailable: no C++ compiler ('c++' not found) to build it)"
+    assert "a hoisted step loop (native kernel unavailable" in rnnkit.explain(layer, x, mask=holes).detail
+
+
+def test_rnnkit_native_0_turns_it_off():
+    code = "from rnnkit.kernels import native; print(native.unavailable())"
+    env = dict(os.environ, RNNKIT_NATIVE="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "RNNKIT_NATIVE=0 turns it off"
+
+
+def test_float32_layer_on_native_matches_keras_numbers_of_the_generic_loop():
+    torch.manual_seed(5)
+    fast, loop, _ = _layers(lambda **k: rnnkit.GRU(16, return_sequences=True, **k))
+    x = torch.randn(1, 200, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), loop(x), rtol=1e-5, atol=1e-6)
+
+
+def test_double_backward_is_refused_with_a_message():
+    x, weights, hx, _ = _case("gru", batch=1, steps=3)
+    x.requires_grad_()
+    out = native.native_call(x, None, hx, weights, "gru", True, False, False)[0]
+    with pytest.raises(RuntimeError, match="no double backward.*use_fused=False"):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
+
+
+def test_native_rejects_non_cpu_or_half_inputs_by_reason():
+    x = torch.zeros(1, 2, 3, dtype=torch.bfloat16)
+    assert "float32/float64" in native.blocker(x, [x])
+    assert native.blocker(torch.zeros(1, 2, 3), [torch.zeros(1, dtype=torch.float64)]) is not None
+    assert native.blocker(torch.zeros(1, 2, 3), [torch.zeros(1)]) is None
+    assert np.isfinite(native.BLAS_ABOVE)
