@@ -147,8 +147,9 @@ def test_layer_on_native_equals_generic_loop_in_training(name, mask_kind, native
     for a, b in zip(results[0][0] + list(results[0][1]), results[1][0] + list(results[1][1])):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
     lstm = name.startswith("lstm")
-    # where the note says: GRU/SimpleRNN in training always; LSTM only for masks with holes
-    assert bool(native_calls) == (not lstm or mask_kind in ("holes", "fully_masked_row"))
+    # where the note says: GRU/SimpleRNN always; LSTM for masks with holes and small batch*units
+    assert bool(native_calls) == (not lstm or mask_kind in ("holes", "fully_masked_row")
+                                  or native.preferred("lstm", 3, 5, True))
 
 
 def test_bidirectional_halves_on_native_equal_generic(native_calls):
@@ -170,27 +171,30 @@ def test_bidirectional_halves_on_native_equal_generic(native_calls):
     assert "native kernel runs each half" in str(rnnkit.explain(fast, x, mask=mask, training=True))
 
 
-def test_the_choice_follows_the_documented_rule(native_calls):
+def test_the_choice_follows_the_documented_rule(native_calls, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     x = torch.randn(1, 9, 3)
-    gru = rnnkit.GRU(8)
+    big = torch.randn(64, 3, 3)
     with torch.no_grad():
-        gru(x)  # batch*units 8: native in inference
-        assert native_calls == ["gru"]
-        big = torch.randn(64, 3, 3)
-        gru(big)  # batch*units 512 <= 1024: native
-        wide = rnnkit.GRU(32)
-        wide(big)  # 2048: torch's kernel
-        assert native_calls == ["gru", "gru"]
-        assert rnnkit.explain(wide, big).detail == "torch.gru"
-        assert rnnkit.explain(gru, x).detail == "native kernel"
-        lstm = rnnkit.LSTM(4)
-        lstm(x)  # unmasked LSTM: torch's (oneDNN) kernel
-        assert native_calls == ["gru", "gru"]
-        holes = torch.tensor([[True, False] * 4 + [True]])
-        lstm(x, mask=holes)
-        assert native_calls == ["gru", "gru", "lstm"]
-        assert rnnkit.explain(lstm, x, mask=holes).detail.startswith("torch.lstm; mask: right-padded rows in one")
-    assert rnnkit.explain(wide, big, training=True).detail == "native kernel"  # gradients wanted
+        rnnkit.GRU(8)(x)  # GRU and SimpleRNN: always
+        rnnkit.SimpleRNN(32)(big)
+        assert native_calls == ["gru", "rnn_tanh"]
+        lstm = rnnkit.LSTM(64)
+        lstm(big)  # LSTM: torch's (oneDNN) kernel above 512 batch*units with 2 threads
+        assert native_calls == ["gru", "rnn_tanh"]
+        assert rnnkit.explain(lstm, big).detail == "torch.lstm"
+        small = rnnkit.LSTM(64)
+        small(torch.randn(8, 3, 3))  # 512: native
+        assert native_calls[-1] == "lstm" and len(native_calls) == 3
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+        assert rnnkit.explain(small, torch.randn(8, 3, 3)).detail == "torch.lstm"  # one thread: up to 64
+        assert rnnkit.explain(small, x).detail == "native kernel"
+        holes = torch.ones(64, 3, dtype=torch.bool)
+        holes[0, 1] = False
+        lstm(big, mask=holes)  # any mask with holes: native
+        assert native_calls[-1] == "lstm" and len(native_calls) == 4
+        assert rnnkit.explain(lstm, big, mask=holes).detail.startswith("torch.lstm; mask: right-padded rows in one")
+        assert rnnkit.explain(lstm, big, mask=holes).detail.endswith("other masks on the native kernel")
 
 
 def test_without_the_native_kernel_the_torch_paths_run_and_explain_says_why(monkeypatch, native_calls):

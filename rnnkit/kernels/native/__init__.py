@@ -13,9 +13,11 @@ layout (LSTM ``i f g o``, GRU ``r z n`` with the reset gate after the
 recurrent product, RNN ``tanh``/``relu``), Keras's masking rules for any mask
 (holes included) and ``go_backwards``; the input projection of all steps is
 one matrix product made here, the loop runs only the recurrent part. Per step
-the recurrent product is a hand-written loop for small problems (no dispatch
-per step: what batch-1 sequences pay in torch's kernels) and one BLAS call for
-big ones (:func:`use_blas`). Gradients: a hand-written backward through time
+the recurrent product is a register-blocked loop (GCC/Clang vector extensions,
+no dispatch per step: what batch-1 sequences pay in torch's kernels) and one
+BLAS call for very big ones (:func:`use_blas`); activations are vectorized
+polynomials in float32 (within 2e-7 of float64 math) and libm in float64;
+rows run in parallel chunks when a step has enough work. Gradients: a hand-written backward through time
 (``backward`` op), first order only.
 """
 
@@ -34,9 +36,10 @@ MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 _STATUS: list[str | None] = []  # [why it is unavailable (None: loaded)], once per process
 
-# Per-step work (batch * units * gates*units multiply-adds) above which one BLAS call per step beats the
-# hand-written loop (measured on a 2-core x86-64 CPU, benchmarks/bench_native.py).
-BLAS_ABOVE = 1 << 16
+# Per-step work (batch * units * gates*units multiply-adds) above which one BLAS call per step runs the
+# recurrent product instead of the register-blocked loop (measured on a 2-core x86-64 CPU with AVX-512,
+# benchmarks/bench_native.py: the loop wins below, the two are even around here).
+BLAS_ABOVE = 1 << 23
 
 
 def _cpu_tag() -> str:
@@ -78,18 +81,24 @@ def unavailable() -> str | None:
     return _STATUS[0]
 
 
-# Where the native kernel measured faster than torch's (benchmarks/bench_native.py, 2-core x86-64): GRU
-# and SimpleRNN whenever gradients are wanted, and in inference up to this many batch*units (per-step
-# dispatch dominates there); never the unmasked LSTM (torch's oneDNN LSTM is faster on the CPU).
-INFERENCE_UP_TO = 1024
+# Where the native kernel measured faster than torch's kernels (benchmarks/bench_native.py, 2-core x86-64
+# with AVX-512, 1 and 2 threads): GRU and SimpleRNN at every benchmark shape (0.1-0.9x of torch's time);
+# LSTM only for small batches (torch's oneDNN LSTM is faster above: 1.4-3x), up to this many batch*units
+# with one thread (torch's kernel at batch 1 runs about as fast) and more with several (its thread
+# handoffs per step cost more than the step).
+LSTM_UP_TO = {1: 64, 2: 512}
 
 
 def preferred(mode: str, batch: int, units: int, grad: bool) -> bool:
-    """Whether the native kernel is the faster exact way to run an unmasked or right-padded call
-    (static facts: the cell family, shapes and whether gradients are recorded)."""
-    if mode == "lstm":
-        return False
-    return grad or batch * units <= INFERENCE_UP_TO
+    """Whether the native kernel is the faster exact way to run an unmasked or right-padded call.
+
+    Static facts only: the cell family, batch and units, torch's thread count (``grad``, whether
+    gradients are recorded, does not change the answer on the machines measured). Masks with holes
+    always run on the native kernel when it can be had (the alternative is a Python step loop).
+    """
+    if mode != "lstm":
+        return True
+    return batch * units <= LSTM_UP_TO[min(torch.get_num_threads(), 2)]
 
 
 def blocker(x: torch.Tensor, weights: list[torch.Tensor]) -> str | None:
