@@ -6,7 +6,7 @@ from typing import Any
 
 from rnnkit.kernels import native
 from rnnkit.kernels.bidirectional import pair_blockers
-from rnnkit.kernels.fused import grad_wanted, uses_native
+from rnnkit.kernels.fused import uses_native
 from rnnkit.kernels.ops import mode_of
 from rnnkit.kernels.path import FUSED, Plan
 from rnnkit.kernels.spec import kernel_for
@@ -53,7 +53,7 @@ def kernel_detail(call: Any) -> str:
     if uses_native(call):
         return "native kernel" + (", any mask" if call.mask is not None else "")
     torch_kernel = f"torch.{mode}"
-    if why_not is not None and native.preferred(mode, x.shape[0], cell.units, grad_wanted(cell, x, call.states)):
+    if why_not is not None and native.preferred(mode, x.shape[0], cell.units):
         torch_kernel += f" ({why_not})"
     if call.mask is None:
         return torch_kernel

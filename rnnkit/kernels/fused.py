@@ -59,14 +59,14 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     holes = mask is not None and not graph and not is_right_padded(mask)
     weights = cell_to_torch(cell)
     mode = mode_of(kernel_for(cell))
-    use_native = (not graph and (holes or native.preferred(mode, x.shape[0], cell.units, grad_wanted(cell, x, states)))
+    use_native = (not graph and (holes or native.preferred(mode, x.shape[0], cell.units))
                   and native.blocker(x, weights) is None)
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
         # step loop runs, the mask as data
         return None
-    masks = cell.dropout_masks(x[:, 0], training)
+    masks = cell.dropout_masks(x[:, 0], training) if training else None
     if masks is not None:
         x = x * masks[0].unsqueeze(1)
     if use_native:
@@ -88,13 +88,5 @@ def uses_native(call) -> bool:
     """Whether a prepared call of a fusable layer, unmasked or right-padded, runs on the native kernel
     eagerly (``native.preferred`` and nothing blocks it)."""
     cell, x = call.layer.cell, call.inputs
-    mode = mode_of(kernel_for(cell))
-    return (native.preferred(mode, x.shape[0], cell.units, grad_wanted(cell, x, call.states))
-            and native.blocker(x, [cell.kernel]) is None)
-
-
-def grad_wanted(cell, x: torch.Tensor, states: list) -> bool:
-    """Whether this call records gradients (grad mode on and a parameter, the input or a state requires one)."""
-    if not torch.is_grad_enabled():
-        return False
-    return x.requires_grad or any(s.requires_grad for s in states) or any(p.requires_grad for p in cell.parameters())
+    return native.preferred(mode_of(kernel_for(cell)), x.shape[0], cell.units) and native.blocker(
+        x, [cell.kernel]) is None

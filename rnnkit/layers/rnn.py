@@ -45,7 +45,7 @@ from rnnkit.core.tree import flatten, pack_as
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
-from rnnkit.kernels.ops import autocast_dtype_for
+from rnnkit.kernels.ops import autocast_dtype_for, capturing_graph
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import spec_for
 from rnnkit.layers.prepared import PreparedCall
@@ -247,7 +247,40 @@ class RNN(StateBuffers, Layer):
         return self.call(sequences, initial_state, mask, training, constants)
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
+        if initial_state is None and mask is None and constants is None and type(sequences) is torch.Tensor:
+            result = self._plain_call(sequences, training)
+            if result is not None:
+                return result
         return self.prepare(sequences, initial_state, mask, training, constants).run()
+
+    def _plain_call(self, x: torch.Tensor, training):
+        """The most common call, eagerly: one tensor of the layer's dtype, device and feature shape, no
+        mask, initial state or constants, on the fused path. The same steps as ``prepare(...).run()``
+        (the same path choice, kernels and return convention) with nothing to convert; ``None`` when
+        any of that does not hold (the general route then runs, and raises what is wrong)."""
+        cell = self.cell
+        if (self.time_major or not self._builtin_cell or x.dim() != 3 or getattr(x, "_keras_mask", None) is not None
+                or capturing_graph()):
+            return None
+        dtype = cell.dtype
+        if x.dtype != dtype or x.device != cell.kernel.device or x.shape[2:] != self._feature_shape:
+            return None
+        training = self.training if training is None else bool(training)
+        if select_path(self, None, training).path != FUSED:
+            return None
+        batch = x.shape[0]
+        if self.stateful:
+            states, stored = self.states, self._buffers.get("state_0")
+            if states is None or stored is None or stored.shape[0] != batch:
+                return None  # first call, or another batch size: the general route decides
+        else:
+            states = initial_states(cell, batch, dtype)
+        reset_dropout(cell)
+        try:
+            last, outputs, new_states = fused_rnn(self, x, states, None, training)  # type: ignore[misc]
+        finally:
+            reset_dropout(cell)
+        return self.finish_call(last, outputs, new_states, None)
 
     def path_for(self, call: PreparedCall) -> Plan:
         """The path (fused kernel, hoisted or generic loop) a prepared call of this layer takes."""

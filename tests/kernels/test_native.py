@@ -149,7 +149,7 @@ def test_layer_on_native_equals_generic_loop_in_training(name, mask_kind, native
     lstm = name.startswith("lstm")
     # where the note says: GRU/SimpleRNN always; LSTM for masks with holes and small batch*units
     assert bool(native_calls) == (not lstm or mask_kind in ("holes", "fully_masked_row")
-                                  or native.preferred("lstm", 3, 5, True))
+                                  or native.preferred("lstm", 3, 5))
 
 
 def test_bidirectional_halves_on_native_equal_generic(native_calls):

@@ -89,12 +89,12 @@ def unavailable() -> str | None:
 LSTM_UP_TO = {1: 64, 2: 512}
 
 
-def preferred(mode: str, batch: int, units: int, grad: bool) -> bool:
+def preferred(mode: str, batch: int, units: int) -> bool:
     """Whether the native kernel is the faster exact way to run an unmasked or right-padded call.
 
-    Static facts only: the cell family, batch and units, torch's thread count (``grad``, whether
-    gradients are recorded, does not change the answer on the machines measured). Masks with holes
-    always run on the native kernel when it can be had (the alternative is a Python step loop).
+    Static facts only: the cell family, batch and units, torch's thread count (inference and
+    training measured alike). Masks with holes always run on the native kernel when it can be had
+    (the alternative is a Python step loop).
     """
     if mode != "lstm":
         return True
@@ -125,7 +125,7 @@ class _NativeRNN(torch.autograd.Function):
     def forward(ctx, xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas):  # type: ignore[override]
         save = any(ctx.needs_input_grad[:5])
         out, h_t, c_t, hs, cs, act = torch.ops.rnnkit_native.forward(
-            xp, w_hh.t().contiguous(), b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas, save)
+            xp, _transposed(w_hh), b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas, save)
         if save:
             ctx.save_for_backward(hs, cs, act, w_hh)
         ctx.mask, ctx.args = mask, (MODES[mode], go_backwards, zero_output, blas, b_hh is not None)
@@ -163,12 +163,57 @@ def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tenso
         b_ih, b_hh = weights[2], weights[3]
         if mode != "gru":  # only GRU's reset gate separates the recurrent bias
             b_ih, b_hh = b_ih + b_hh, None
-    xp = F.linear(x, w_ih, b_ih).contiguous()
+    xp = F.linear(x, w_ih, b_ih)
+    if not xp.is_contiguous():
+        xp = xp.contiguous()
     batch, units = hx[0].shape
-    if mask is not None:
+    if mask is not None and not mask.is_contiguous():
         mask = mask.contiguous()
     h0 = hx[0].contiguous()
     c0 = hx[1].contiguous() if mode == "lstm" else None
-    out, *states = _NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output,
-                                    use_blas(batch, units, mode))
-    return [out, *states]
+    blas = use_blas(batch, units, mode)
+    if not (torch.is_grad_enabled() and (xp.requires_grad or w_hh.requires_grad or h0.requires_grad
+                                         or (c0 is not None and c0.requires_grad)
+                                         or (b_hh is not None and b_hh.requires_grad))):
+        # nothing to differentiate: the op itself, without autograd's bookkeeping
+        out, h_t, c_t = _FORWARD(xp, _transposed_for_inference(w_hh), b_hh, h0, c0, mask, MODES[mode],
+                                 go_backwards, zero_output, blas, False)[:3]
+        return [out, h_t, c_t] if mode == "lstm" else [out, h_t]
+    return list(_NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas))
+
+
+def _transposed(w_hh: torch.Tensor) -> torch.Tensor:
+    """``w_hh.t()`` contiguous (a view when it already is: torch's ``weight_hh`` made from a Keras
+    recurrent kernel is its transposed view)."""
+    t = w_hh.t()
+    return t if t.is_contiguous() else t.contiguous()
+
+
+_INFERENCE_T: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}  # id -> (w_hh, its version, w_hh.t())
+
+
+def _transposed_for_inference(w_hh: torch.Tensor) -> torch.Tensor:
+    """:func:`_transposed`, kept while ``w_hh`` is the same unchanged tensor (the converted inference
+    weights of a cell are: ``rnnkit.kernels.spec.cell_to_torch``); the 64 newest are kept."""
+    hit = _INFERENCE_T.get(id(w_hh))
+    if hit is not None and hit[0] is w_hh and hit[1] == w_hh._version:
+        return hit[2]
+    t = _transposed(w_hh)
+    if len(_INFERENCE_T) >= 64:
+        _INFERENCE_T.pop(next(iter(_INFERENCE_T)))
+    _INFERENCE_T[id(w_hh)] = (w_hh, w_hh._version, t)
+    return t
+
+
+class _Forward:
+    """``torch.ops.rnnkit_native.forward.default``, looked up once (after the build)."""
+
+    op = None
+
+    def __call__(self, *args):
+        if self.op is None:
+            self.op = torch.ops.rnnkit_native.forward.default
+        return self.op(*args)
+
+
+_FORWARD = _Forward()
