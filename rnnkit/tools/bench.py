@@ -63,13 +63,48 @@ def runner(forward: Callable[[], torch.Tensor], params: list, mode: str) -> Call
     return run
 
 
-def rnnkit_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None, **layer_kw) -> Callable:
+def rnnkit_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None, bidirectional: bool = False,
+                  **layer_kw) -> Callable:
     b, t, d, u = shape
     layer = _RNNKIT[cell](u, return_sequences=True, **layer_kw)
+    if bidirectional:
+        layer = rnnkit.Bidirectional(layer)
     layer.build((b, t, d))
     x = torch.randn(b, t, d, requires_grad=mode == "train")
     layer.train(mode == "train")
+    if layer_kw.get("return_state"):
+        return runner(lambda: layer(x, mask=mask)[0], list(layer.parameters()) + [x], mode)
     return runner(lambda: layer(x, mask=mask), list(layer.parameters()) + [x], mode)
+
+
+STREAM_CALLS = 100  # one-step calls per timed run of the streaming case
+
+
+def rnnkit_stream_runner(cell: str, features: int = 32, units: int = 64) -> Callable:
+    """A stateful layer at batch 1 fed one step per call (online inference), ``STREAM_CALLS`` calls."""
+    layer = _RNNKIT[cell](units, stateful=True)
+    layer.build((1, 1, features))
+    layer.eval()
+    x = torch.randn(1, 1, features)
+
+    def run():
+        with torch.no_grad():
+            for _ in range(STREAM_CALLS):
+                layer(x)
+    return run
+
+
+def torch_stream_runner(cell: str, features: int = 32, units: int = 64) -> Callable:
+    """``torch.nn`` fed one step per call, its states passed back in (``STREAM_CALLS`` calls)."""
+    module = _TORCH[cell](features, units, batch_first=True)
+    x = torch.randn(1, 1, features)
+
+    def run():
+        with torch.no_grad():
+            state = None
+            for _ in range(STREAM_CALLS):
+                _, state = module(x, state)
+    return run
 
 
 def torch_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None) -> Callable:
@@ -181,10 +216,10 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
         row = {"case": name, "cell": cell, "shape": list(shape), "mode": mode, "peer": peer,
                "rnnkit_ms": ours * 1e3, "peer_ms": theirs * 1e3, "ratio": ours / theirs}
         rows.append(row)
-        log(f"{name:<22}{cell:<7}{str(tuple(shape)):<22}{mode:<6}{peer:<14}"
+        log(f"{name:<27}{cell:<7}{str(tuple(shape)):<22}{mode:<6}{peer:<14}"
             f"{ours * 1e3:>10.2f}{theirs * 1e3:>10.2f}{ours / theirs:>8.2f}")
 
-    log(f"{'case':<22}{'cell':<7}{'shape':<22}{'mode':<6}{'peer':<14}{'rnnkit ms':>10}{'peer ms':>10}{'ratio':>8}")
+    log(f"{'case':<27}{'cell':<7}{'shape':<22}{'mode':<6}{'peer':<14}{'rnnkit ms':>10}{'peer ms':>10}{'ratio':>8}")
     use_keras = "keras" in against and keras_available()
     ours_cache: dict = {}
     for cell in cells:
@@ -197,24 +232,27 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 if use_keras:
                     add("unmasked", cell, shape, mode, ours, "keras-torch",
                         median_time(keras_torch_runner(cell, shape, mode)))
+    jax_cases: list[dict] = []
     if extras:
+        masked_cases(cells, shapes, modes, against, use_keras, ours_cache, add, jax_cases)
         for shape in shapes:
-            mask = right_padded_mask(shape[0], shape[1])
             for mode in modes:
-                ours = median_time(rnnkit_runner("lstm", shape, mode, mask))
                 if "torch" in against:
-                    add("masked right-padded", "lstm", shape, mode, ours, "torch.nn+pack",
-                        median_time(torch_runner("lstm", shape, mode, mask)))
-                if use_keras:
-                    add("masked right-padded", "lstm", shape, mode, ours, "keras-torch",
-                        median_time(keras_torch_runner("lstm", shape, mode, mask)))
-                if "torch" in against:
-                    add("vs LSTMCell loop", "lstm", shape, mode, ours_cache.get(("lstm", tuple(shape), mode), ours),
-                        "LSTMCell loop", median_time(lstmcell_loop_runner(shape, mode)))
+                    ours = ours_cache.get(("lstm", tuple(shape), mode))
+                    ours = ours or median_time(rnnkit_runner("lstm", shape, mode))
+                    add("vs LSTMCell loop", "lstm", shape, mode, ours, "LSTMCell loop",
+                        median_time(lstmcell_loop_runner(shape, mode)))
             if use_keras:
                 hs: dict[str, Any] = {"recurrent_activation": "hard_sigmoid"}
                 add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
                     "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
+        for cell in cells:  # online inference: (1, 1, 32) per call, 64 units, per-call times
+            ours = median_time(rnnkit_stream_runner(cell)) / STREAM_CALLS
+            if "torch" in against:
+                add("streaming", cell, (1, 1, 32, 64), "infer", ours, "torch.nn",
+                    median_time(torch_stream_runner(cell)) / STREAM_CALLS)
+            ours_cache[(cell, (1, 1, 32, 64), "stream")] = ours
+            jax_cases.append({"cell": cell, "shape": [1, 1, 32, 64], "mode": "stream", "calls": STREAM_CALLS})
         if use_keras:
             from rnnkit.tools.bench_custom import compiled_loop_times, custom_cell_times
 
@@ -228,14 +266,17 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
             log(f"compile=True {tuple(shape)}: first call (compilation) {compile_s:.1f} s")
             rows.append({"case": "compile time", "shape": list(shape), "seconds": compile_s})
     if "jax" in against:
-        cases = [{"cell": c, "shape": list(s), "mode": m} for c in cells for s in shapes for m in modes]
+        cases = [{"cell": c, "shape": list(s), "mode": m} for c in cells for s in shapes for m in modes] + jax_cases
         jax_times = keras_jax_times(cases)
         if jax_times is not None:
             for case in cases:
-                key = (case["cell"], tuple(case["shape"]), case["mode"])
-                jax_time = jax_times.get(f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}")
+                mode, masked = case["mode"], case.get("mask", False)
+                key = (case["cell"], tuple(case["shape"]), mode + (" masked" if masked else ""))
+                jax_time = jax_times.get(jax_key(case))
                 if jax_time and key in ours_cache:
-                    add("vs XLA", case["cell"], case["shape"], case["mode"], ours_cache[key], "keras-jax", jax_time)
+                    name = "streaming" if mode == "stream" else ("masked right-padded" if masked else "vs XLA")
+                    add(name, case["cell"], case["shape"], "infer" if mode == "stream" else mode, ours_cache[key],
+                        "keras-jax", jax_time / case.get("calls", 1))
     if extras and "lstm" in cells:
         peak = matmul_peak_gflops()
         for shape in shapes:
@@ -247,6 +288,49 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                     rows.append({"case": "gflops", "cell": "lstm", "shape": list(shape), "mode": mode,
                                  "gflops": gf, "peak_gflops": peak})
     return rows
+
+
+MASK_SHAPES_EXTRA = [(32, 1000, 32, 64)]  # masked cases also run here (a long right-padded batch)
+VARIANT_SHAPES = [(32, 100, 64, 128), (32, 1000, 32, 64)]  # go_backwards / return_state / Bidirectional, masked
+
+
+def jax_key(case: dict) -> str:
+    """The key ``rnnkit.tools.bench_jax`` prints a case's time under."""
+    return f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}{'|mask' if case.get('mask') else ''}"
+
+
+def masked_cases(cells, shapes, modes, against, use_keras: bool, ours_cache: dict, add: Callable,
+                 jax_cases: list) -> None:
+    """Right-padded masks (lengths over [T/2, T]): each call against the same call unmasked ("mask cost",
+    the price of the mask), torch.nn on packed sequences and Keras; LSTM variants at ``VARIANT_SHAPES``."""
+    full = list(shapes) == SHAPES  # the extra shapes join the full run only
+    for cell in cells:
+        for shape in list(shapes) + [s for s in MASK_SHAPES_EXTRA if full and s not in shapes]:
+            mask = right_padded_mask(shape[0], shape[1])
+            for mode in modes:
+                key = (cell, tuple(shape), mode)
+                unmasked = ours_cache.get(key) or median_time(rnnkit_runner(cell, shape, mode))
+                masked = median_time(rnnkit_runner(cell, shape, mode, mask))
+                ours_cache[(cell, tuple(shape), mode + " masked")] = masked
+                add("mask cost", cell, shape, mode, masked, "rnnkit unmasked", unmasked)
+                if "torch" in against:
+                    add("masked right-padded", cell, shape, mode, masked, "torch.nn+pack",
+                        median_time(torch_runner(cell, shape, mode, mask)))
+                if use_keras and shape in shapes:
+                    add("masked right-padded", cell, shape, mode, masked, "keras-torch",
+                        median_time(keras_torch_runner(cell, shape, mode, mask)))
+                jax_cases.append({"cell": cell, "shape": list(shape), "mode": mode, "mask": True})
+    if "lstm" not in cells:
+        return
+    variants: dict[str, dict] = {"go_backwards": {"go_backwards": True}, "return_state": {"return_state": True},
+                                 "Bidirectional": {"bidirectional": True}}
+    for shape in VARIANT_SHAPES if full else shapes[:1]:
+        mask = right_padded_mask(shape[0], shape[1])
+        for name, kw in variants.items():
+            for mode in modes:
+                masked = median_time(rnnkit_runner("lstm", shape, mode, mask, **kw))
+                add(f"mask cost {name}", "lstm", shape, mode, masked, "rnnkit unmasked",
+                    median_time(rnnkit_runner("lstm", shape, mode, **kw)))
 
 
 def plot_ratios(rows: list[dict], path: str) -> None:
