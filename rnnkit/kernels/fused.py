@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 
-from rnnkit.core.sequences import is_right_padded
+from rnnkit.core.sequences import right_padded_lengths
 from rnnkit.kernels import native
-from rnnkit.kernels.ops import capturing_graph, kernel_call, masked_kernel_call, mode_of, rnn_kernel, rnn_kernel_masked
+from rnnkit.kernels.ops import capturing_graph, kernel_call, mode_of, right_padded_call, rnn_kernel, rnn_kernel_masked
 from rnnkit.kernels.spec import cell_to_torch, kernel_for
 
 
@@ -56,7 +56,12 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     eagerly, the mask has holes and the native kernel cannot run (the caller then runs its hoisted loop)."""
     cell = layer.cell
     graph = capturing_graph()
-    holes = mask is not None and not graph and not is_right_padded(mask)
+    lengths = None
+    if mask is not None and not graph:
+        lengths, right_padded = right_padded_lengths(mask)
+        holes = not right_padded
+    else:
+        holes = False
     weights = cell_to_torch(cell)
     mode = mode_of(kernel_for(cell))
     use_native = (not graph and (holes or native.preferred(mode, x.shape[0], cell.units))
@@ -80,7 +85,10 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         return out[:, -1], out, [h[0] for h in hn]
     args = (x, mask, list(states), list(weights), mode, cell.use_bias, layer.go_backwards,
             layer.zero_output_for_mask)
-    outputs, *new_states = rnn_kernel_masked(*args) if graph else masked_kernel_call(*args)
+    if graph or lengths is None:
+        outputs, *new_states = rnn_kernel_masked(*args)
+    else:
+        outputs, *new_states = right_padded_call(x, lengths, *args[2:])
     return outputs[:, -1], outputs, new_states
 
 

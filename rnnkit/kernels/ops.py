@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.core.sequences import is_right_padded, reverse_valid
+from rnnkit.core.sequences import reverse_valid, right_padded_lengths
 from rnnkit.kernels.spec import kernel_for
 
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
@@ -76,14 +76,20 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     ``go_backwards``); masked steps carry the states and repeat the previous
     output (zeros with ``zero_output``). A right-padded mask runs the fused
     kernel without packing: one unmasked call (the final ``h`` is the output at
-    each row's last valid step; LSTM's cell state is held by :func:`_hold_cell_state`);
+    each row's last valid step; LSTM's cell state is held by :func:`_hold_weights`);
     any other mask runs the same equations step by step over a hoisted input
     projection (:func:`_masked_steps`).
     """
-    batch, steps = x.shape[:2]
-    lengths = mask.sum(1)
-    if not is_right_padded(mask):
+    lengths, right_padded = right_padded_lengths(mask)
+    if not right_padded:
         return _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output)
+    return right_padded_call(x, lengths, hx, weights, mode, use_bias, go_backwards, zero_output)
+
+
+def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
+                      mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
+    """:func:`masked_kernel_call` for a right-padded mask given by its row ``lengths``: one unmasked call."""
+    batch, steps = x.shape[:2]
     if bool((lengths == steps).all()):  # nothing masked: one plain kernel call
         out, *hn = kernel_call(x.flip(1) if go_backwards else x, [h.unsqueeze(0) for h in hx], weights, mode,
                                use_bias, False, None)
@@ -91,28 +97,35 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     if go_backwards:
         x = reverse_valid(x, lengths)
     has_steps = lengths > 0
+    t = torch.arange(steps, device=x.device).unsqueeze(0)
+    padded = t >= lengths.unsqueeze(1)  # (B, T), in the order the kernel reads x
     # One unmasked call over the padded rows is exact at every valid step (later steps never reach back);
-    # each row's final output state is its output at step length - 1. LSTM's cell state is no output: an
-    # extra input feature holds it still over the padding (_hold_cell_state).
+    # each row's final output state is its output at step length - 1. The padded inputs become zeros (their
+    # values, whatever they are, never reach a result), and LSTM's cell state, which is no output, is held
+    # over the padding by one extra input feature (_hold_weights).
+    held_x, held_weights = _zero_padding(x, padded, hold=mode == "lstm"), weights
     if mode == "lstm":
-        held_x, held_weights = _hold_cell_state(x, lengths, weights)
+        held_weights = _hold_weights(weights)
         out, _, c_n = kernel_call(held_x, [h.unsqueeze(0) for h in hx], held_weights, mode, use_bias, False, None)
         cell_state = [c_n[0]]
     else:
-        out, cell_state = kernel_call(x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False, None)[0], []
+        out, cell_state = kernel_call(held_x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False,
+                                      None)[0], []
     units = out.shape[-1]
     last = out.gather(1, (lengths - 1).clamp(min=0).view(batch, 1, 1).expand(batch, 1, units))  # (B, 1, U)
     ran = has_steps.view(batch, 1, 1)
     new_states = [torch.where(ran[:, 0], last[:, 0], hx[0]), *cell_state]
-    t = torch.arange(steps, device=x.device).unsqueeze(0)
-    len_col = lengths.unsqueeze(1)
+    # out is finite on the padding (zero inputs there): products with 0/1 masks select exactly, and are
+    # several times faster than a broadcast torch.where on the CPU
     if go_backwards:  # Keras flips the mask: the padding comes first in processing order, outputs zero there
-        src = t - (steps - len_col)
+        src = t - (steps - lengths.unsqueeze(1))
         index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, units)
-        outputs = torch.where((src >= 0).unsqueeze(-1), out.gather(1, index), 0.0)
+        outputs = out.gather(1, index) * (src >= 0).unsqueeze(-1).to(out.dtype)
     else:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
-        fill = 0.0 if zero_output else torch.where(ran, last, 0.0)
-        outputs = torch.where((t < len_col).unsqueeze(-1), out, fill)
+        valid = (~padded).unsqueeze(-1).to(out.dtype)
+        outputs = out * valid
+        if not zero_output:
+            outputs = outputs + (last * ran.to(out.dtype)) * (1 - valid)
     return [outputs, *new_states]
 
 
@@ -121,27 +134,33 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
 HOLD = 1e4
 
 
-def _hold_cell_state(x: torch.Tensor, lengths: torch.Tensor, weights: list[torch.Tensor]):
-    """``(x', weights')`` for an unmasked LSTM kernel call over right-padded rows that ends each row's
-    cell state at its last valid step.
+def _zero_padding(x: torch.Tensor, padded: torch.Tensor, hold: bool) -> torch.Tensor:
+    """``x`` with zeros at the padded steps (``padded`` ``(B, T)``); with ``hold``, one more feature that is
+    1 at padded steps and 0 elsewhere (see :func:`_hold_weights`)."""
+    out = torch.nn.functional.pad(x, (0, 1)) if hold else x.clone()
+    step = x.new_zeros(out.shape[-1])
+    if hold:
+        step[-1] = 1
+    out[padded] = step
+    return out
 
-    ``x'`` has one more feature, 1 at padded steps (whose inputs become 0) and 0
-    elsewhere; ``weight_ih'`` has one more column, ``-HOLD`` for the input gate,
-    ``+HOLD`` for the forget gate, 0 for ``g`` and ``o``. On valid steps nothing
-    changes; on padded ones ``f = 1`` and ``i = 0`` exactly, so ``c`` is carried
-    (and its gradient passes through untouched: the sigmoids' derivatives are 0
-    there). The final ``h`` is not carried (``o`` still moves): callers take it
-    from the output at each row's last valid step.
+
+def _hold_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """LSTM weights for inputs with the extra feature of :func:`_zero_padding` that hold the cell state.
+
+    ``weight_ih`` gets one more column, ``-HOLD`` for the input gate, ``+HOLD``
+    for the forget gate, 0 for ``g`` and ``o``. On valid steps (feature 0)
+    nothing changes; on padded ones (inputs zero, feature 1) ``f = 1`` and
+    ``i = 0`` exactly, so ``c`` is carried (and its gradient passes through
+    untouched: the sigmoids' derivatives are 0 there). The final ``h`` is not
+    carried (``o`` still moves): callers take it from the output at each row's
+    last valid step.
     """
-    steps = x.shape[1]
-    padded = (torch.arange(steps, device=x.device).unsqueeze(0) >= lengths.unsqueeze(1)).unsqueeze(-1)
-    x = torch.cat([torch.where(padded, torch.zeros((), dtype=x.dtype, device=x.device), x),
-                   padded.to(x.dtype)], -1)
     w_ih = weights[0]
     units = w_ih.shape[0] // 4
     column = torch.zeros(4, units, 1, dtype=w_ih.dtype, device=w_ih.device)
     column[0], column[1] = -HOLD, HOLD
-    return x, [torch.cat([w_ih, column.view(4 * units, 1)], 1), *weights[1:]]
+    return [torch.cat([w_ih, column.view(4 * units, 1)], 1), *weights[1:]]
 
 
 def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:

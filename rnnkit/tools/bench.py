@@ -3,7 +3,8 @@
 Peers: ``torch.nn.LSTM/GRU/RNN`` (fused; ``pack_padded_sequence`` for masks),
 a hand-written ``torch.nn.LSTMCell`` loop, Keras 3 on the torch backend (when
 installed) and Keras 3 on jax/XLA in a subprocess (when jax is installed).
-Each time is the median of several runs after warm-up; ``ratio`` is
+Each time is the median of several runs after warm-up (the two sides of
+rnnkit-vs-torch.nn and masked-vs-unmasked rows timed in alternation); ``ratio`` is
 rnnkit / peer (below 1 means rnnkit is faster). Modes: ``infer`` (forward
 under ``no_grad``) and ``train`` (forward + backward of the summed output).
 """
@@ -40,6 +41,24 @@ def median_time(fn: Callable[[], Any], repeats: int = 11, warmup: int = 3, budge
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def paired_times(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int = 15, warmup: int = 3,
+                 budget_s: float = 6.0) -> tuple[float, float]:
+    """Median wall times of ``fn_a()`` and ``fn_b()`` timed in alternation, so that a machine's drift
+    (another process, clock changes) weighs on both sides of a ratio alike."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    a: list[float] = []
+    b: list[float] = []
+    start = time.perf_counter()
+    while len(a) < repeats and (len(a) < 3 or time.perf_counter() - start < budget_s):
+        for fn, into in ((fn_a, a), (fn_b, b)):
+            t0 = time.perf_counter()
+            fn()
+            into.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
 
 
 def right_padded_mask(batch: int, steps: int, seed: int = 0) -> torch.Tensor:
@@ -225,10 +244,12 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
     for cell in cells:
         for shape in shapes:
             for mode in modes:
-                ours = median_time(rnnkit_runner(cell, shape, mode))
-                ours_cache[(cell, tuple(shape), mode)] = ours
                 if "torch" in against:
-                    add("fusable", cell, shape, mode, ours, "torch.nn", median_time(torch_runner(cell, shape, mode)))
+                    ours, theirs = paired_times(rnnkit_runner(cell, shape, mode), torch_runner(cell, shape, mode))
+                    add("fusable", cell, shape, mode, ours, "torch.nn", theirs)
+                else:
+                    ours = median_time(rnnkit_runner(cell, shape, mode))
+                ours_cache[(cell, tuple(shape), mode)] = ours
                 if use_keras:
                     add("unmasked", cell, shape, mode, ours, "keras-torch",
                         median_time(keras_torch_runner(cell, shape, mode)))
@@ -238,8 +259,8 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
         for shape in shapes:
             for mode in modes:
                 if "torch" in against:
-                    ours = ours_cache.get(("lstm", tuple(shape), mode))
-                    ours = ours or median_time(rnnkit_runner("lstm", shape, mode))
+                    cached = ours_cache.get(("lstm", tuple(shape), mode))
+                    ours = cached if cached is not None else median_time(rnnkit_runner("lstm", shape, mode))
                     add("vs LSTMCell loop", "lstm", shape, mode, ours, "LSTMCell loop",
                         median_time(lstmcell_loop_runner(shape, mode)))
             if use_keras:
@@ -247,10 +268,10 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
                     "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
         for cell in cells:  # online inference: (1, 1, 32) per call, 64 units, per-call times
-            ours = median_time(rnnkit_stream_runner(cell)) / STREAM_CALLS
+            ours, theirs = paired_times(rnnkit_stream_runner(cell), torch_stream_runner(cell))
+            ours, theirs = ours / STREAM_CALLS, theirs / STREAM_CALLS
             if "torch" in against:
-                add("streaming", cell, (1, 1, 32, 64), "infer", ours, "torch.nn",
-                    median_time(torch_stream_runner(cell)) / STREAM_CALLS)
+                add("streaming", cell, (1, 1, 32, 64), "infer", ours, "torch.nn", theirs)
             ours_cache[(cell, (1, 1, 32, 64), "stream")] = ours
             jax_cases.append({"cell": cell, "shape": [1, 1, 32, 64], "mode": "stream", "calls": STREAM_CALLS})
         if use_keras:
@@ -308,9 +329,8 @@ def masked_cases(cells, shapes, modes, against, use_keras: bool, ours_cache: dic
         for shape in list(shapes) + [s for s in MASK_SHAPES_EXTRA if full and s not in shapes]:
             mask = right_padded_mask(shape[0], shape[1])
             for mode in modes:
-                key = (cell, tuple(shape), mode)
-                unmasked = ours_cache.get(key) or median_time(rnnkit_runner(cell, shape, mode))
-                masked = median_time(rnnkit_runner(cell, shape, mode, mask))
+                masked, unmasked = paired_times(rnnkit_runner(cell, shape, mode, mask),
+                                                rnnkit_runner(cell, shape, mode))
                 ours_cache[(cell, tuple(shape), mode + " masked")] = masked
                 add("mask cost", cell, shape, mode, masked, "rnnkit unmasked", unmasked)
                 if "torch" in against:
@@ -328,9 +348,9 @@ def masked_cases(cells, shapes, modes, against, use_keras: bool, ours_cache: dic
         mask = right_padded_mask(shape[0], shape[1])
         for name, kw in variants.items():
             for mode in modes:
-                masked = median_time(rnnkit_runner("lstm", shape, mode, mask, **kw))
-                add(f"mask cost {name}", "lstm", shape, mode, masked, "rnnkit unmasked",
-                    median_time(rnnkit_runner("lstm", shape, mode, **kw)))
+                masked, unmasked = paired_times(rnnkit_runner("lstm", shape, mode, mask, **kw),
+                                                rnnkit_runner("lstm", shape, mode, **kw))
+                add(f"mask cost {name}", "lstm", shape, mode, masked, "rnnkit unmasked", unmasked)
 
 
 def plot_ratios(rows: list[dict], path: str) -> None:
@@ -341,6 +361,7 @@ def plot_ratios(rows: list[dict], path: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    rows = [r for r in rows if "ratio" in r]  # (compile-time and GFLOP/s rows have no ratio)
     labels = [f"{r['case']} {r['cell']} {tuple(r['shape'])} {r['mode']} vs {r['peer']}" for r in rows]
     ratios = [r["ratio"] for r in rows]
     fig = Figure(figsize=(9, 0.28 * len(rows) + 1.2), dpi=100)

@@ -43,15 +43,15 @@ def main() -> None:
             y, _ = layer.stateless_call(tv, ntv, x, **kwargs)
             return y.sum()
 
-        if stream:  # one step per call, the states carried from call to call (``calls`` calls per run)
-            step = jax.jit(lambda tv, x, states: layer.stateless_call(tv, ntv, x, initial_state=states)[0][1:])
+        if stream:  # one step per call, the states carried from call to call (``calls`` calls per run); each
+            # call's output is waited for, as an online consumer reads it before the next step
+            step = jax.jit(lambda tv, x, states: layer.stateless_call(tv, ntv, x, initial_state=states)[0])
             zeros = [jax.numpy.zeros((b, u), "float32") for _ in range(2 if case["cell"] == "lstm" else 1)]
 
             def run():
                 states = zeros
                 for _ in range(case["calls"]):
-                    states = step(tv, x, states)
-                jax.block_until_ready(states)
+                    y, *states = jax.block_until_ready(step(tv, x, states))
         else:
             if case["mode"] == "infer":
                 fn = jax.jit(lambda tv, x: layer.stateless_call(tv, ntv, x, **kwargs)[0])
