@@ -280,6 +280,8 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
             for shape in shapes:
                 ours, theirs = custom_cell_times(shape)
                 add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
+                ours_cache[("minimal", tuple(shape), "train")] = ours
+                jax_cases.append({"cell": "minimal", "shape": list(shape), "mode": "train"})
         short = [s for s in shapes if s[1] <= 20]
         for shape in short:
             compiled, plain, compile_s = compiled_loop_times(shape)
@@ -296,6 +298,7 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 jax_time = jax_times.get(jax_key(case))
                 if jax_time and key in ours_cache:
                     name = "streaming" if mode == "stream" else ("masked right-padded" if masked else "vs XLA")
+                    name = "custom cell" if case["cell"] == "minimal" else name
                     add(name, case["cell"], case["shape"], "infer" if mode == "stream" else mode, ours_cache[key],
                         "keras-jax", jax_time / case.get("calls", 1))
     if extras and "lstm" in cells:

@@ -23,12 +23,14 @@ def main() -> None:
     import numpy as np
 
     from rnnkit.tools.bench import jax_key, median_time, right_padded_mask
+    from rnnkit.tools.bench_custom import _keras_cell
 
     cases = json.loads(sys.stdin.read())
     out = {}
     for case in cases:
         b, t, d, u = case["shape"]
-        cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple": keras.layers.SimpleRNN}[case["cell"]]
+        cls = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "simple": keras.layers.SimpleRNN,
+               "minimal": lambda units, **kw: keras.layers.RNN(_keras_cell(units), **kw)}[case["cell"]]
         stream = case["mode"] == "stream"
         layer = cls(u, return_sequences=not stream, return_state=stream)
         layer.build((b, t, d))
