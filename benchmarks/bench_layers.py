@@ -1,6 +1,6 @@
 """rnnkit vs torch.nn, a hand-written LSTMCell loop, Keras 3 (torch) and Keras 3 (jax).
 
-    python benchmarks/bench_layers.py [--out results.json] [--plot ratios.png] [--quick]
+    python benchmarks/bench_layers.py [--out results.json] [--plot ratios.png] [--markdown table.md] [--quick]
 
 Prints one table of times and ratios (rnnkit / peer) from a single run, and
 GFLOP/s of the LSTM against the machine's matmul peak. Use 2 threads to match
@@ -12,12 +12,13 @@ import json
 
 import torch
 
-from rnnkit.tools.bench import SHAPES, compare, plot_ratios
+from rnnkit.tools.bench import SHAPES, compare, plot_ratios, speed_table
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", help="write the rows as JSON here")
 parser.add_argument("--plot", help="write the ratios as a PNG bar chart here (log scale)")
 parser.add_argument("--quick", action="store_true", help="first shape only, no jax")
+parser.add_argument("--markdown", help="write the README's speed table (markdown) here")
 args = parser.parse_args()
 torch.set_num_threads(2)
 shapes = SHAPES[:1] if args.quick else SHAPES
@@ -28,3 +29,6 @@ if args.out:
         json.dump(rows, f, indent=1)
 if args.plot:
     plot_ratios(rows, args.plot)
+if args.markdown:
+    with open(args.markdown, "w") as f:
+        f.write(speed_table(rows) + "\n")
