@@ -107,8 +107,9 @@ def cell_to_torch(cell: Any) -> list[torch.Tensor]:
         raise TypeError(f"{type(cell).__name__} is not a built-in cell with a kernel weight layout")
     if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return spec.to_torch(cell)
-    params = [p for p in (cell.kernel, cell.recurrent_kernel, getattr(cell, "bias", None)) if p is not None]
-    key = tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+    # (a new dtype or device means new storage: the data pointer covers them)
+    key = tuple((id(p), p.data_ptr(), p._version) for p in (cell.kernel, cell.recurrent_kernel,
+                                                          getattr(cell, "bias", None)) if p is not None)
     cached = _TORCH_WEIGHTS.get(cell)
     if cached is not None and cached[0] == key:
         return cached[1]

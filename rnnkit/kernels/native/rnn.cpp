@@ -305,9 +305,9 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& xp, const at::Tensor& whh_
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_native_forward", [&] {
     forward_impl<scalar_t>(xp, whh_t, b, mk, mode, go_backwards, zero_output, blas, save, out, H, C, act);
   });
-  at::Tensor hT = H.select(0, T_).clone();
-  at::Tensor cT = C.defined() ? C.select(0, T_).clone() : at::empty({0}, opts);
+  at::Tensor hT = H.select(0, T_);  // views of the state history (no copy)
   if (!C.defined()) C = at::empty({0}, opts);
+  at::Tensor cT = mode == kLSTM ? C.select(0, T_) : C;
   return {out, hT, cT, H, C, act};
 }
 
