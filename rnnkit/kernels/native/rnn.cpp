@@ -185,7 +185,7 @@ template <typename T>
 void gemm_rows(const T* a, int64_t lda, int64_t rows, int64_t K, const T* w, int64_t N, T* out, int64_t ldo,
                const T* bias) {
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) gemm_rows_fixed<T, 4, 2>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias);
+  for (; r + 4 <= rows; r += 4) gemm_rows_fixed<T, 4, 4>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias);
   for (; r < rows; ++r) gemm_rows_fixed<T, 1, 4>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias);
 }
 
