@@ -51,9 +51,11 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
     return out, hn
 
 
-def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool):
+def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
+              zero_states: bool = False):
     """``(last_output, outputs, new_states)`` for batch-major ``x`` on a fused kernel; ``None`` when,
-    eagerly, the mask has holes and the native kernel cannot run (the caller then runs its hoisted loop)."""
+    eagerly, the mask has holes and the native kernel cannot run (the caller then runs its hoisted loop).
+    ``zero_states``: ``states`` are known to be zeros (see ``right_padded_call``)."""
     cell = layer.cell
     graph = capturing_graph()
     lengths = None
@@ -88,7 +90,7 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if graph or lengths is None:
         outputs, *new_states = rnn_kernel_masked(*args)
     else:
-        outputs, *new_states = right_padded_call(x, lengths, *args[2:])
+        outputs, *new_states = right_padded_call(x, lengths, *args[2:], zero_states=zero_states)
     return outputs[:, -1], outputs, new_states
 
 

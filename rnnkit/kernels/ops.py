@@ -87,13 +87,24 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
 
 
 def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
-                      mode: str, use_bias: bool, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
-    """:func:`masked_kernel_call` for a right-padded mask given by its row ``lengths``: one unmasked call."""
+                      mode: str, use_bias: bool, go_backwards: bool, zero_output: bool,
+                      zero_states: bool = False) -> list[torch.Tensor]:
+    """:func:`masked_kernel_call` for a right-padded mask given by its row ``lengths``: one unmasked call.
+
+    ``zero_states`` (the initial states are known to be zeros) lets a backwards LSTM run on the
+    flipped input as it is: its padding comes first, where the held cell state stays 0 and so does
+    ``h = o * tanh(0)``, exactly Keras's zero outputs and untouched states.
+    """
     batch, steps = x.shape[:2]
     if bool((lengths == steps).all()):  # nothing masked: one plain kernel call
         out, *hn = kernel_call(x.flip(1) if go_backwards else x, [h.unsqueeze(0) for h in hx], weights, mode,
                                use_bias, False, None)
         return [out, *[h[0] for h in hn]]
+    if go_backwards and zero_states and mode == "lstm":
+        leading = torch.arange(steps, device=x.device).unsqueeze(0) < (steps - lengths).unsqueeze(1)
+        out, h_n, c_n = kernel_call(_zero_padding(x.flip(1), leading, hold=True), [h.unsqueeze(0) for h in hx],
+                                    _hold_weights(weights), mode, use_bias, False, None)
+        return [out, h_n[0], c_n[0]]
     if go_backwards:
         x = reverse_valid(x, lengths)
     has_steps = lengths > 0

@@ -24,7 +24,10 @@ class PreparedCall:
     * ``states``: the initial states (given, stored by a stateful layer, or
       the cell's), nested as the cell's own;
     * ``mask``: boolean ``(batch, timesteps)`` or None; ``training``: a bool;
-      ``constants``: a list of tensors or None.
+      ``constants``: a list of tensors or None;
+    * ``zero_states``: the states are a built-in cell's zero initial states
+      (no ``initial_state`` given, no stored states): a static fact some
+      kernel runs use.
 
     ``plan()`` says which path the call takes (:func:`rnnkit.explain`),
     ``run()`` runs it and returns what the layer's call returns, and
@@ -32,16 +35,17 @@ class PreparedCall:
     return value (stateful bookkeeping included).
     """
 
-    __slots__ = ("layer", "inputs", "states", "mask", "training", "constants")
+    __slots__ = ("layer", "inputs", "states", "mask", "training", "constants", "zero_states")
 
     def __init__(self, layer: RNN, inputs: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
-                 constants: list | None) -> None:
+                 constants: list | None, zero_states: bool = False) -> None:
         self.layer = layer
         self.inputs = inputs
         self.states = states
         self.mask = mask
         self.training = training
         self.constants = constants
+        self.zero_states = zero_states
 
     def plan(self) -> Plan:
         return self.layer.path_for(self)

@@ -184,7 +184,8 @@ class RNN(StateBuffers, Layer):
         """Convert and validate one call's arguments: the :class:`PreparedCall` every path runs on."""
         x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
         training = self.training if training is None else bool(training)
-        return PreparedCall(self, x, states, mask, training, constants)
+        zero = initial_state is None and self._builtin_cell and not self.stateful  # (stored states may be anything)
+        return PreparedCall(self, x, states, mask, training, constants, zero)
 
     def _prepare(self, sequences, initial_state, mask, constants):
         """Convert and validate the call arguments; returns them ready for the loop."""
@@ -298,7 +299,7 @@ class RNN(StateBuffers, Layer):
         reset_dropout(self.cell)
         try:
             if plan.path == FUSED:
-                result = fused_rnn(self, call.inputs, call.states, call.mask, call.training)
+                result = fused_rnn(self, call.inputs, call.states, call.mask, call.training, call.zero_states)
                 if result is not None:
                     return result  # else: a mask with holes, eagerly: the hoisted loop below
             loop = self._compiled() if self.compile_loop else self.loop
@@ -386,6 +387,7 @@ class RNN(StateBuffers, Layer):
         self.states = self._nest(
             check_states(states, self.state_size, batch, self.name, self.dtype, self._device(), what="states")
         )
+        self._states_zeroed = False  # set states are the layer's to keep, for their batch size
 
     def _nest(self, states: list) -> list:
         """User-given states nested as the cells' own initial states (Keras 3 for stacked cells)."""

@@ -165,28 +165,30 @@ inline void gemm_block(const T* a, int64_t lda, int64_t K, const T* w, int64_t N
     for (int c = 0; c < CV; ++c) S::store(out + r * ldo + j0 + c * W, acc[r][c]);
 }
 
-template <typename T, int R, int CV>
-inline void gemm_rows_fixed(const T* a, int64_t lda, int64_t K, const T* w, int64_t N, T* out, int64_t ldo,
-                            const T* bias) {
-  constexpr int W = Simd<T>::width;
-  int64_t j0 = 0;
-  for (; j0 + CV * W <= N; j0 += CV * W) gemm_block<T, R, CV>(a, lda, K, w, N, out, ldo, bias, j0);
-  for (; j0 + W <= N; j0 += W) gemm_block<T, R, 1>(a, lda, K, w, N, out, ldo, bias, j0);
-  for (; j0 < N; ++j0) {  // leftover columns
-    for (int r = 0; r < R; ++r) {
-      T sum = bias ? bias[j0] : out[r * ldo + j0];
-      for (int64_t k = 0; k < K; ++k) sum += a[r * lda + k] * w[k * N + j0];
-      out[r * ldo + j0] = sum;
-    }
-  }
+// All rows for the columns [j0, j0 + CV * width): blocks of 4 rows, then single rows. Column blocks are
+// the outer loop, so that one block of w (K x CV vectors) stays in L1 while every row block reads it.
+template <typename T, int CV>
+inline void gemm_columns(const T* a, int64_t lda, int64_t rows, int64_t K, const T* w, int64_t N, T* out,
+                         int64_t ldo, const T* bias, int64_t j0) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) gemm_block<T, 4, CV>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias, j0);
+  for (; r < rows; ++r) gemm_block<T, 1, CV>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias, j0);
 }
 
 template <typename T>
 void gemm_rows(const T* a, int64_t lda, int64_t rows, int64_t K, const T* w, int64_t N, T* out, int64_t ldo,
                const T* bias) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) gemm_rows_fixed<T, 4, 4>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias);
-  for (; r < rows; ++r) gemm_rows_fixed<T, 1, 4>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias);
+  constexpr int W = Simd<T>::width;
+  int64_t j0 = 0;
+  for (; j0 + 4 * W <= N; j0 += 4 * W) gemm_columns<T, 4>(a, lda, rows, K, w, N, out, ldo, bias, j0);
+  for (; j0 + W <= N; j0 += W) gemm_columns<T, 1>(a, lda, rows, K, w, N, out, ldo, bias, j0);
+  for (; j0 < N; ++j0) {  // leftover columns
+    for (int64_t r = 0; r < rows; ++r) {
+      T sum = bias ? bias[j0] : out[r * ldo + j0];
+      for (int64_t k = 0; k < K; ++k) sum += a[r * lda + k] * w[k * N + j0];
+      out[r * ldo + j0] = sum;
+    }
+  }
 }
 
 // Rows per parallel chunk: enough recurrent work (about 2^18 multiply-adds) to pay for a thread handoff.
