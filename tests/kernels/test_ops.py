@@ -241,3 +241,24 @@ def test_right_padded_lstm_in_one_unmasked_call_equals_packing(lengths):
             assert (g is None or not g.abs().any()) and (w is None or not w.abs().any())
         else:
             torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_backwards_lstm_from_zero_states_runs_the_flipped_input_held(zero_output):
+    """go_backwards + right padding + zero initial states: one held call on x.flip(1), exact with gradients."""
+    torch.manual_seed(8)
+    x, hx, weights, _, _, _, _ = _case("lstm", False, None)
+    x = torch.randn(5, 6, x.shape[-1], dtype=torch.float64)
+    hx = [torch.zeros(5, h.shape[-1], dtype=torch.float64) for h in hx]
+    lengths = torch.tensor([6, 3, 0, 1, 5])
+    mask = torch.arange(6) < lengths[:, None]
+    inputs = [x, *weights]
+    for t in inputs:
+        t.requires_grad_()
+    got = ops.right_padded_call(x, lengths, hx, weights, "lstm", True, True, zero_output, zero_states=True)
+    want = ops._masked_steps(x, mask, hx, weights, "lstm", True, True, zero_output)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+    probes = [torch.randn_like(t) for t in got]
+    for g, w in zip(torch.autograd.grad(got, inputs, probes), torch.autograd.grad(want, inputs, probes)):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-11)

@@ -50,3 +50,12 @@ def test_plain_call_leaves_wrong_inputs_to_the_general_errors():
     with pytest.raises(ValueError, match="rank 3"):
         layer(torch.randn(3, 5))
     assert layer(x.double()).dtype == torch.float32  # cast as the general route casts
+
+
+def test_states_set_by_reset_states_hold_the_layer_to_their_batch_size():
+    layer = rnnkit.GRU(3, stateful=True)
+    layer(torch.randn(2, 4, 5))
+    layer.reset_states()
+    layer.reset_states(states=[torch.ones(2, 3)])  # set values: the layer keeps them, for batch 2
+    with pytest.raises(ValueError, match="batch size 2"):
+        layer(torch.randn(4, 4, 5))
