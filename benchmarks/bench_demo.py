@@ -8,7 +8,8 @@ batch, timed alone (median of ``--steps`` steps after warm-up). The demo is
 ``rnnkit.tools.demo.run(steps=...)`` (no progress bar), whose
 ``chars_per_second`` counts the whole training loop (batch sampling, gradient
 clipping, learning-rate schedule, loss logging). Prints both in characters per
-second and the demo's share of the bare step's speed.
+second and the demo's share of the bare step's speed (the bare step is timed
+before and after the demo, and averaged: the machine may drift meanwhile).
 """
 
 import argparse
@@ -55,11 +56,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}")
     for cell in args.cells.split(","):
-        bare = bare_step_chars_per_second(cell, args.steps)
+        before = bare_step_chars_per_second(cell, args.steps)
         with tempfile.TemporaryDirectory() as out:
             metrics = demo.run(steps=args.steps, out=out, cell=cell, progress=False, log=lambda _: None)
+        after = bare_step_chars_per_second(cell, args.steps)
+        bare = (before + after) / 2  # timed before and after the demo: a drifting machine weighs on both
         ran = metrics["chars_per_second"]
-        print(f"{cell}: demo {ran:,.0f} chars/s, bare step {bare:,.0f} chars/s: demo at {ran / bare:.0%}")
+        print(f"{cell}: demo {ran:,.0f} chars/s, bare step {bare:,.0f} chars/s (before {before:,.0f}, after "
+              f"{after:,.0f}): demo at {ran / bare:.0%}")
 
 
 if __name__ == "__main__":
