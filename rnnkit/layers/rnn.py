@@ -39,6 +39,7 @@ from rnnkit.core.protocol import (
     check_cell,
     initial_states,
     reset_dropout,
+    zero_states,
 )
 from rnnkit.core.sequences import as_tensor, attach_mask, check_mask, check_sequences, check_states
 from rnnkit.core.tree import flatten, pack_as
@@ -275,7 +276,7 @@ class RNN(StateBuffers, Layer):
             if states is None or stored is None or stored.shape[0] != batch:
                 return None  # first call, or another batch size: the general route decides
         else:
-            states = initial_states(cell, batch, dtype)
+            states = zero_states(cell.state_size, batch, dtype, x.device)  # a built-in cell's initial states
         reset_dropout(cell)
         try:
             last, outputs, new_states = fused_rnn(self, x, states, None, training)  # type: ignore[misc]

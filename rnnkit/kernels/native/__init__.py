@@ -159,11 +159,7 @@ def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tenso
     and repeat the previous output (zeros with ``zero_output``).
     """
     w_ih, w_hh = weights[0], weights[1]
-    b_ih = b_hh = None
-    if use_bias:
-        b_ih, b_hh = weights[2], weights[3]
-        if mode != "gru":  # only GRU's reset gate separates the recurrent bias
-            b_ih, b_hh = b_ih + b_hh, None
+    b_ih, b_hh = (weights[2], weights[3]) if use_bias else (None, None)  # b_hh: added in the recurrent product
     xp = F.linear(x, w_ih, b_ih)
     if not xp.is_contiguous():
         xp = xp.contiguous()
