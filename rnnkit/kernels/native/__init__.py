@@ -12,13 +12,15 @@ Semantics (see the header of ``rnn.cpp``): torch.nn's equations and weight
 layout (LSTM ``i f g o``, GRU ``r z n`` with the reset gate after the
 recurrent product, RNN ``tanh``/``relu``), Keras's masking rules for any mask
 (holes included) and ``go_backwards``; the input projection of all steps is
-one matrix product made here, the loop runs only the recurrent part. Per step
+one matrix product made here (``F.linear``), the loop runs only the recurrent
+part. Per step
 the recurrent product is a register-blocked loop (GCC/Clang vector extensions,
 no dispatch per step: what batch-1 sequences pay in torch's kernels) and one
 BLAS call for very big ones (:func:`use_blas`); activations are vectorized
 polynomials in float32 (within 2e-7 of float64 math) and libm in float64;
-rows run in parallel chunks when a step has enough work. Gradients: a hand-written backward through time
-(``backward`` op), first order only.
+rows run in parallel chunks when a step has enough work. Gradients: a
+hand-written backward through time (``backward`` op), first order only.
+Where it runs instead of torch's kernels: :func:`preferred`.
 """
 
 from __future__ import annotations
