@@ -92,8 +92,8 @@ def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Ten
     """:func:`masked_kernel_call` for a right-padded mask given by its row ``lengths``: one unmasked call.
 
     ``zero_states`` (the initial states are known to be zeros) lets a backwards LSTM run on the
-    flipped input as it is: its padding comes first, where the held cell state stays 0 and so does
-    ``h = o * tanh(0)``, exactly Keras's zero outputs and untouched states.
+    flipped input as it is: its padding comes first, where the held cell state stays 0 and ``h``
+    is held at 0 too, exactly Keras's zero outputs and untouched states.
     """
     batch, steps = x.shape[:2]
     if bool((lengths == steps).all()):  # nothing masked: one plain kernel call
@@ -132,6 +132,8 @@ def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Ten
         src = t - (steps - lengths.unsqueeze(1))
         index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, units)
         outputs = out.gather(1, index) * (src >= 0).unsqueeze(-1).to(out.dtype)
+    elif mode == "lstm":  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
+        outputs = out if zero_output else torch.addcmul(out, padded.unsqueeze(-1).to(out.dtype), last)
     else:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
         valid = (~padded).unsqueeze(-1).to(out.dtype)
         outputs = out * valid
@@ -140,8 +142,8 @@ def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Ten
     return [outputs, *new_states]
 
 
-# Pre-activation pushed onto the forget (+) and input (-) gates at padded steps: its sigmoid is exactly 1 / 0
-# in every float type (exp overflows to inf), so the cell state passes through unchanged.
+# Pre-activation pushed onto the forget (+), input and output (-) gates at padded steps: its sigmoid is
+# exactly 1 / 0 in every float type (exp overflows to inf): the cell state passes through unchanged, h is 0.
 HOLD = 1e4
 
 
@@ -159,18 +161,18 @@ def _zero_padding(x: torch.Tensor, padded: torch.Tensor, hold: bool) -> torch.Te
 def _hold_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
     """LSTM weights for inputs with the extra feature of :func:`_zero_padding` that hold the cell state.
 
-    ``weight_ih`` gets one more column, ``-HOLD`` for the input gate, ``+HOLD``
-    for the forget gate, 0 for ``g`` and ``o``. On valid steps (feature 0)
-    nothing changes; on padded ones (inputs zero, feature 1) ``f = 1`` and
-    ``i = 0`` exactly, so ``c`` is carried (and its gradient passes through
-    untouched: the sigmoids' derivatives are 0 there). The final ``h`` is not
-    carried (``o`` still moves): callers take it from the output at each row's
-    last valid step.
+    ``weight_ih`` gets one more column: ``-HOLD`` for the input and output
+    gates, ``+HOLD`` for the forget gate, 0 for ``g``. On valid steps (feature
+    0) nothing changes; on padded ones (inputs zero, feature 1) ``f = 1``,
+    ``i = 0`` and ``o = 0`` exactly, so ``c`` is carried and ``h`` (the output)
+    is exactly 0; their gradients pass through untouched (the sigmoids'
+    derivatives are 0 there). The final ``h`` is not carried: callers take it
+    from the output at each row's last valid step.
     """
     w_ih = weights[0]
     units = w_ih.shape[0] // 4
     column = torch.zeros(4, units, 1, dtype=w_ih.dtype, device=w_ih.device)
-    column[0], column[1] = -HOLD, HOLD
+    column[0], column[1], column[3] = -HOLD, HOLD, -HOLD
     return [torch.cat([w_ih, column.view(4 * units, 1)], 1), *weights[1:]]
 
 
