@@ -19,8 +19,8 @@ right-padded (each row ``True...True False...False``):
 
 Eagerly on the CPU, rnnkit's native kernel (:mod:`rnnkit.kernels.native`) runs
 the calls it measured faster on (:func:`rnnkit.kernels.native.preferred`: GRU
-and SimpleRNN in training and at small batch) and every mask with holes
-(instead of the hoisted loop), when it can be built.
+and SimpleRNN always, LSTM at small batch x units) and every mask with holes
+(instead of the hoisted loop), when it can be built (:func:`native_chosen`).
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         holes = False
     weights = cell_to_torch(cell)
     mode = mode_of(kernel_for(cell))
-    use_native = (not graph and (holes or native.preferred(mode, x.shape[0], cell.units))
-                  and native.blocker(x, weights) is None)
+    use_native = not graph and native_chosen(cell, x, holes)
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
@@ -94,9 +93,13 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     return outputs[:, -1], outputs, new_states
 
 
+def native_chosen(cell, x: torch.Tensor, holes: bool = False) -> bool:
+    """Whether an eager call of a fusable ``cell`` on ``x`` runs on the native kernel: where it is
+    preferred (or the mask has holes) and nothing blocks it (see :mod:`rnnkit.kernels.native`)."""
+    return ((holes or native.preferred(mode_of(kernel_for(cell)), x.shape[0], cell.units))
+            and native.blocker(x, [cell.kernel]) is None)
+
+
 def uses_native(call) -> bool:
-    """Whether a prepared call of a fusable layer, unmasked or right-padded, runs on the native kernel
-    eagerly (``native.preferred`` and nothing blocks it)."""
-    cell, x = call.layer.cell, call.inputs
-    return native.preferred(mode_of(kernel_for(cell)), x.shape[0], cell.units) and native.blocker(
-        x, [cell.kernel]) is None
+    """Whether a prepared call of a fusable layer, unmasked or right-padded, runs on the native kernel."""
+    return native_chosen(call.layer.cell, call.inputs)

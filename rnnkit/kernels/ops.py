@@ -114,14 +114,10 @@ def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Ten
     # each row's final output state is its output at step length - 1. The padded inputs become zeros (their
     # values, whatever they are, never reach a result), and LSTM's cell state, which is no output, is held
     # over the padding by one extra input feature (_hold_weights).
-    held_x, held_weights = _zero_padding(x, padded, hold=mode == "lstm"), weights
-    if mode == "lstm":
-        held_weights = _hold_weights(weights)
-        out, _, c_n = kernel_call(held_x, [h.unsqueeze(0) for h in hx], held_weights, mode, use_bias, False, None)
-        cell_state = [c_n[0]]
-    else:
-        out, cell_state = kernel_call(held_x, [h.unsqueeze(0) for h in hx], weights, mode, use_bias, False,
-                                      None)[0], []
+    lstm = mode == "lstm"
+    out, *hn = kernel_call(_zero_padding(x, padded, hold=lstm), [h.unsqueeze(0) for h in hx],
+                           _hold_weights(weights) if lstm else weights, mode, use_bias, False, None)
+    cell_state = [hn[1][0]] if lstm else []  # (the kernel's final h is not the state: see below)
     units = out.shape[-1]
     last = out.gather(1, (lengths - 1).clamp(min=0).view(batch, 1, 1).expand(batch, 1, units))  # (B, 1, U)
     ran = has_steps.view(batch, 1, 1)
@@ -132,7 +128,7 @@ def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Ten
         src = t - (steps - lengths.unsqueeze(1))
         index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, units)
         outputs = out.gather(1, index) * (src >= 0).unsqueeze(-1).to(out.dtype)
-    elif mode == "lstm":  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
+    elif lstm:  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
         outputs = out if zero_output else torch.addcmul(out, padded.unsqueeze(-1).to(out.dtype), last)
     else:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
         valid = (~padded).unsqueeze(-1).to(out.dtype)
