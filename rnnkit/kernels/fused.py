@@ -66,7 +66,7 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         holes = False
     weights = cell_to_torch(cell)
     mode = mode_of(kernel_for(cell))
-    use_native = not graph and native_chosen(cell, x, holes)
+    use_native = not graph and native_chosen(cell, x, holes, mode)
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
@@ -93,11 +93,12 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     return outputs[:, -1], outputs, new_states
 
 
-def native_chosen(cell, x: torch.Tensor, holes: bool = False) -> bool:
-    """Whether an eager call of a fusable ``cell`` on ``x`` runs on the native kernel: where it is
-    preferred (or the mask has holes) and nothing blocks it (see :mod:`rnnkit.kernels.native`)."""
-    return ((holes or native.preferred(mode_of(kernel_for(cell)), x.shape[0], cell.units))
-            and native.blocker(x, [cell.kernel]) is None)
+def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None = None) -> bool:
+    """Whether an eager call of a fusable ``cell`` (its kernel's ``mode``, looked up when not given) on ``x``
+    runs on the native kernel: where it is preferred (or the mask has holes) and nothing blocks it (see
+    :mod:`rnnkit.kernels.native`)."""
+    mode = mode if mode is not None else mode_of(kernel_for(cell))
+    return (holes or native.preferred(mode, x.shape[0], cell.units)) and native.blocker(x, [cell.kernel]) is None
 
 
 def uses_native(call) -> bool:

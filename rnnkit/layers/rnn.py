@@ -349,13 +349,16 @@ class RNN(StateBuffers, Layer):
     def finish_call(self, last, outputs, new_states, mask):
         """What the layer's call returns from a path's raw results: stateful bookkeeping,
         output mask and the return convention."""
-        target = autocast_dtype_for(self.cell, outputs.device.type, self.dtype)
+        device_type = outputs.device.type
+        target = autocast_dtype_for(self.cell, device_type, self.dtype) if torch.is_autocast_enabled(
+            device_type) else None
         if target is not None:  # every path returns what the torch.nn twin returns under autocast
             last, outputs = last.to(target), outputs.to(target)
             new_states = pack_as(new_states, [s.to(target) for s in flatten(new_states)])
         if self.stateful:
             self._store_states(pack_as(new_states, [s.detach() for s in flatten(new_states)]))
-            self._states_zeroed = False
+            if self._states_zeroed:
+                self._states_zeroed = False
         if self.return_sequences:
             output = outputs.transpose(0, 1) if self.time_major else outputs
             attach_mask(output, mask)
