@@ -244,3 +244,28 @@ def test_native_rejects_non_cpu_or_half_inputs_by_reason():
     assert native.blocker(torch.zeros(1, 2, 3), [torch.zeros(1, dtype=torch.float64)]) is not None
     assert native.blocker(torch.zeros(1, 2, 3), [torch.zeros(1)]) is None
     assert np.isfinite(native.BLAS_ABOVE)
+
+
+@pytest.mark.parametrize("make", [lambda: rnnkit.GRU(6, return_sequences=True),
+                                  lambda: rnnkit.SimpleRNN(6, return_sequences=True),
+                                  lambda: rnnkit.LSTM(6, return_sequences=True),
+                                  lambda: rnnkit.LSTM(64, return_sequences=True)])  # (torch's kernel at batch 16)
+def test_layers_run_under_inference_mode_and_after_it(make):
+    torch.manual_seed(9)
+    layer = make()
+    x = torch.randn(16, 5, 3)
+    layer(x)
+    loop = make()
+    loop.use_fused = False
+    loop.build(x.shape)
+    loop.load_state_dict(layer.state_dict())
+    with torch.no_grad():
+        want = loop(x)
+    with torch.inference_mode():
+        for _ in range(2):  # the second call reuses what the first converted
+            torch.testing.assert_close(layer(x), want, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), want, rtol=1e-5, atol=1e-6)
+    xg = x.clone().requires_grad_()
+    layer(xg).sum().backward()  # and training afterwards
+    assert xg.grad is not None and bool(torch.isfinite(xg.grad).all())

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ SOURCE = Path(__file__).with_name("rnn.cpp")
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 _STATUS: list[str | None] = []  # [why it is unavailable (None: loaded)], once per process
+_BUILD_LOCK = threading.Lock()
 
 # Per-step work (batch * units * gates*units multiply-adds) above which one BLAS call per step runs the
 # recurrent product instead of the register-blocked loop. The loop was faster at every shape measured
@@ -80,7 +82,9 @@ def unavailable() -> str | None:
     The first call builds (or loads the cached build of) ``rnn.cpp``.
     """
     if not _STATUS:
-        _STATUS.append(_build())
+        with _BUILD_LOCK:  # threads calling at once build (or load) it once
+            if not _STATUS:
+                _STATUS.append(_build())
     return _STATUS[0]
 
 
@@ -194,12 +198,17 @@ _INFERENCE_T: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}  # id -> (w
 def _transposed_for_inference(w_hh: torch.Tensor) -> torch.Tensor:
     """:func:`_transposed`, kept while ``w_hh`` is the same unchanged tensor (the converted inference
     weights of a cell are: ``rnnkit.kernels.spec.cell_to_torch``); the 64 newest are kept."""
+    if w_hh.is_inference():  # made under torch.inference_mode: no version counter to trust, no cache
+        return _transposed(w_hh)
     hit = _INFERENCE_T.get(id(w_hh))
     if hit is not None and hit[0] is w_hh and hit[1] == w_hh._version:
         return hit[2]
     t = _transposed(w_hh)
     if len(_INFERENCE_T) >= 64:
-        _INFERENCE_T.pop(next(iter(_INFERENCE_T)))
+        try:  # the oldest entry (another thread may be changing the dict meanwhile)
+            _INFERENCE_T.pop(next(iter(_INFERENCE_T)), None)
+        except (RuntimeError, StopIteration):
+            pass
     _INFERENCE_T[id(w_hh)] = (w_hh, w_hh._version, t)
     return t
 
