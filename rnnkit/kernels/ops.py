@@ -184,11 +184,18 @@ def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_outpu
     x_proj = x @ w_ih.t()
     if use_bias:
         x_proj = x_proj + weights[2]
-    b_hh = weights[3] if use_bias else None
+    return projected_steps(x_proj, mask, hx, w_hh, weights[3] if use_bias else None, mode, go_backwards,
+                           zero_output)
+
+
+def projected_steps(x_proj: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tensor], w_hh: torch.Tensor,
+                    b_hh: torch.Tensor | None, mode: str, go_backwards: bool, zero_output: bool) -> list[torch.Tensor]:
+    """The loop of :func:`_masked_steps` over projected inputs ``x_proj`` ``(B, T, G*U)``: plain,
+    differentiable (twice too) torch operations, step by step."""
     states = list(hx)
     prev = torch.zeros_like(states[0])
     outputs = []
-    order = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    order = range(x_proj.shape[1] - 1, -1, -1) if go_backwards else range(x_proj.shape[1])
     # unbind once: indexing x_proj[:, t] per step makes every step's backward fill a whole-input zero tensor
     steps, masks = x_proj.unbind(1), mask.unsqueeze(-1).unbind(1)
     w_hh_t = w_hh.t()

@@ -230,12 +230,24 @@ def test_float32_layer_on_native_matches_keras_numbers_of_the_generic_loop():
         torch.testing.assert_close(fast(x), loop(x), rtol=1e-5, atol=1e-6)
 
 
-def test_double_backward_is_refused_with_a_message():
-    x, weights, hx, _ = _case("gru", batch=1, steps=3)
-    x.requires_grad_()
-    out = native.native_call(x, None, hx, weights, "gru", True, False, False)[0]
-    with pytest.raises(RuntimeError, match="no double backward.*use_fused=False"):
-        torch.autograd.grad(out.sum(), x, create_graph=True)
+@pytest.mark.parametrize("mode", list(GATES))
+def test_second_order_gradients_match_the_step_loop(mode):
+    """create_graph=True (gradient penalties, Hessian-vector products): differentiable gradients, the same
+    second derivatives as torch's step-by-step equations."""
+    x, weights, hx, gen = _case(mode, batch=2, steps=4)
+    mask = torch.tensor([[True, True, False, True], [True, True, True, False]])
+    inputs = [x, *weights, *hx]
+    for t in inputs:
+        t.requires_grad_()
+    results = []
+    for run in (lambda: native.native_call(x, mask, hx, weights, mode, True, False, False),
+                lambda: ops._masked_steps(x, mask, hx, weights, mode, True, False, False)):
+        out = run()
+        first = torch.autograd.grad(sum((o * o).sum() for o in out), inputs, create_graph=True)
+        penalty = sum((g * g).sum() for g in first)
+        results.append([*first, *torch.autograd.grad(penalty, inputs)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
 def test_native_rejects_non_cpu_or_half_inputs_by_reason():

@@ -19,7 +19,9 @@ no dispatch per step: what batch-1 sequences pay in torch's kernels) and one
 BLAS call for very big ones (:func:`use_blas`); activations are vectorized
 polynomials in float32 (within 2e-7 of float64 math) and libm in float64;
 rows run in parallel chunks when a step has enough work. Gradients: a
-hand-written backward through time (``backward`` op), first order only.
+hand-written backward through time (``backward`` op); with
+``create_graph=True`` (higher-order gradients) the backward recomputes on
+torch's step-by-step equations instead, whose gradients are differentiable.
 Where it runs instead of torch's kernels: :func:`preferred`.
 """
 
@@ -133,18 +135,17 @@ class _NativeRNN(torch.autograd.Function):
         save = any(ctx.needs_input_grad[:5])
         out, h_t, c_t, hs, cs, act = torch.ops.rnnkit_native.forward(
             xp, _transposed(w_hh), b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas, save)
-        if save:
-            ctx.save_for_backward(hs, cs, act, w_hh)
+        if save:  # the native backward's tensors, and the inputs for a differentiable recomputation
+            ctx.save_for_backward(hs, cs, act, w_hh, xp, b_hh, h0, c0)
         ctx.mask, ctx.args = mask, (MODES[mode], go_backwards, zero_output, blas, b_hh is not None)
-        ctx.lstm = mode == "lstm"
+        ctx.mode, ctx.lstm = mode, mode == "lstm"
         return (out, h_t, c_t) if ctx.lstm else (out, h_t)
 
     @staticmethod
     def backward(ctx, grad_out, grad_h, grad_c=None):  # type: ignore[override]
-        if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable
-            raise RuntimeError("rnnkit's native kernel has no double backward (create_graph=True); run the layer "
-                               "with use_fused=False for higher-order gradients")
-        hs, cs, act, w_hh = ctx.saved_tensors
+        hs, cs, act, w_hh, xp, b_hh, h0, c0 = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            return _differentiable_backward(ctx, [grad_out, grad_h, grad_c], xp, w_hh, b_hh, h0, c0)
         grad_out = grad_out if grad_out is not None else hs.new_zeros(hs.shape[1], hs.shape[0] - 1, hs.shape[2])
         grad_out = grad_out.contiguous()
         grad_h = grad_h if grad_h is not None else hs.new_zeros(hs.shape[1:])
@@ -153,6 +154,26 @@ class _NativeRNN(torch.autograd.Function):
         has_bias = ctx.args[-1]
         return (d_xp, d_whh, d_bhh if has_bias else None, d_h0, d_c0 if ctx.lstm else None,
                 None, None, None, None, None)
+
+
+def _differentiable_backward(ctx, grads: list, xp, w_hh, b_hh, h0, c0) -> tuple:
+    """The backward with ``create_graph=True`` (higher-order gradients): the same gradients from the
+    step-by-step torch twin (:func:`rnnkit.kernels.ops.projected_steps`) recomputed on the saved inputs,
+    so that they are differentiable in turn."""
+    from rnnkit.kernels.ops import projected_steps
+
+    hx = [h0, c0] if ctx.lstm else [h0]
+    mask = ctx.mask if ctx.mask is not None else torch.ones(xp.shape[:2], dtype=torch.bool, device=xp.device)
+    outs = projected_steps(xp, mask, hx, w_hh, b_hh, ctx.mode, ctx.args[1], ctx.args[2])
+    inputs = [xp, w_hh, b_hh, h0, c0]
+    wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
+    used = [(o, g) for o, g in zip(outs, grads) if g is not None]
+    found = torch.autograd.grad([o for o, _ in used], [inputs[i] for i in wanted], [g for _, g in used],
+                                create_graph=True, allow_unused=True)
+    result: list = [None] * 10
+    for i, g in zip(wanted, found):
+        result[i] = g if g is not None else torch.zeros_like(inputs[i])
+    return tuple(result)
 
 
 def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tensor], weights: list[torch.Tensor],
