@@ -1,10 +1,16 @@
-"""``PreparedCall``: one call of a recurrent layer, its arguments converted and validated."""
+"""``PreparedCall``: one call of a recurrent layer, its arguments converted and validated; and
+``plain_call``: the common call whose arguments need no conversion."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from rnnkit.core.protocol import reset_dropout, zero_states
+from rnnkit.kernels.ops import capturing_graph
+from rnnkit.kernels.path import FUSED, select_path
+from rnnkit.kernels.spec import spec_for
 
 if TYPE_CHECKING:
     from rnnkit.kernels.path import Plan
@@ -55,3 +61,33 @@ class PreparedCall:
 
     def finish(self, last: torch.Tensor, outputs: torch.Tensor, new_states: list) -> Any:
         return self.layer.finish_call(last, outputs, new_states, self.mask)
+
+
+def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
+    """The most common call, eagerly: one tensor of the layer's dtype, device and feature shape, no
+    mask, initial state or constants, on the fused path. The same steps as ``prepare(...).run()``
+    (the same path choice, kernels and return convention) with nothing to convert; ``None`` when
+    any of that does not hold (the general route then runs, and raises what is wrong)."""
+    cell = layer.cell
+    if (layer.time_major or spec_for(cell) is None or x.dim() != 3 or getattr(x, "_keras_mask", None) is not None
+            or capturing_graph()):
+        return None
+    dtype = cell.dtype
+    if x.dtype != dtype or x.device != cell.kernel.device or x.shape[2:] != layer.feature_shape:
+        return None
+    training = layer.training if training is None else bool(training)
+    if select_path(layer, None, training).path != FUSED:
+        return None
+    batch = x.shape[0]
+    if layer.stateful:
+        states = layer.states
+        if states is None or layer.stored_batch_size() != batch:
+            return None  # first call, or another batch size: the general route decides
+    else:
+        states = zero_states(cell.state_size, batch, dtype, x.device)  # a built-in cell's initial states
+    reset_dropout(cell)
+    try:
+        last, outputs, new_states = layer.run_fused(x, states, None, training)
+    finally:
+        reset_dropout(cell)
+    return layer.finish_call(last, outputs, new_states, None)

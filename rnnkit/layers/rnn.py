@@ -39,17 +39,16 @@ from rnnkit.core.protocol import (
     check_cell,
     initial_states,
     reset_dropout,
-    zero_states,
 )
 from rnnkit.core.sequences import as_tensor, attach_mask, check_mask, check_sequences, check_states
 from rnnkit.core.tree import flatten, pack_as
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
-from rnnkit.kernels.ops import autocast_dtype_for, capturing_graph
+from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import spec_for
-from rnnkit.layers.prepared import PreparedCall
+from rnnkit.layers.prepared import PreparedCall, plain_call
 from rnnkit.layers.state_buffers import StateBuffers
 
 
@@ -208,7 +207,7 @@ class RNN(StateBuffers, Layer):
             mask = check_mask(mask, batch, steps, self.name, x.device)
         stored = self.states if self.stateful else None
         if stored is not None:
-            expected = self._buffers["state_0"].shape[0]
+            expected = self.stored_batch_size()
             if self._states_zeroed and expected != batch:  # reset: any batch size may start over
                 self.states = stored = None
             elif batch != expected:
@@ -250,39 +249,10 @@ class RNN(StateBuffers, Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         if initial_state is None and mask is None and constants is None and type(sequences) is torch.Tensor:
-            result = self._plain_call(sequences, training)
+            result = plain_call(self, sequences, training)
             if result is not None:
                 return result
         return self.prepare(sequences, initial_state, mask, training, constants).run()
-
-    def _plain_call(self, x: torch.Tensor, training):
-        """The most common call, eagerly: one tensor of the layer's dtype, device and feature shape, no
-        mask, initial state or constants, on the fused path. The same steps as ``prepare(...).run()``
-        (the same path choice, kernels and return convention) with nothing to convert; ``None`` when
-        any of that does not hold (the general route then runs, and raises what is wrong)."""
-        cell = self.cell
-        if (self.time_major or not self._builtin_cell or x.dim() != 3 or getattr(x, "_keras_mask", None) is not None
-                or capturing_graph()):
-            return None
-        dtype = cell.dtype
-        if x.dtype != dtype or x.device != cell.kernel.device or x.shape[2:] != self._feature_shape:
-            return None
-        training = self.training if training is None else bool(training)
-        if select_path(self, None, training).path != FUSED:
-            return None
-        batch = x.shape[0]
-        if self.stateful:
-            states, stored = self.states, self._buffers.get("state_0")
-            if states is None or stored is None or stored.shape[0] != batch:
-                return None  # first call, or another batch size: the general route decides
-        else:
-            states = zero_states(cell.state_size, batch, dtype, x.device)  # a built-in cell's initial states
-        reset_dropout(cell)
-        try:
-            last, outputs, new_states = fused_rnn(self, x, states, None, training)  # type: ignore[misc]
-        finally:
-            reset_dropout(cell)
-        return self.finish_call(last, outputs, new_states, None)
 
     def path_for(self, call: PreparedCall) -> Plan:
         """The path (fused kernel, hoisted or generic loop) a prepared call of this layer takes."""
@@ -300,7 +270,7 @@ class RNN(StateBuffers, Layer):
         reset_dropout(self.cell)
         try:
             if plan.path == FUSED:
-                result = fused_rnn(self, call.inputs, call.states, call.mask, call.training, call.zero_states)
+                result = self.run_fused(call.inputs, call.states, call.mask, call.training, call.zero_states)
                 if result is not None:
                     return result  # else: a mask with holes, eagerly: the hoisted loop below
             loop = self._compiled() if self.compile_loop else self.loop
@@ -308,6 +278,11 @@ class RNN(StateBuffers, Layer):
             return loop(hoisted, call.inputs, call.states, call.mask, call.training, call.constants)
         finally:
             reset_dropout(self.cell)
+
+    def run_fused(self, x, states, mask, training: bool, zero_states: bool = False):
+        """``(last, outputs, new_states)`` on a fused kernel (:func:`rnnkit.kernels.fused.fused_rnn`), or
+        None (a mask with holes and no native kernel: the caller runs the hoisted loop)."""
+        return fused_rnn(self, x, states, mask, training, zero_states)
 
     def loop(self, hoisted: bool, x, states, mask, training: bool, constants):
         """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only)."""
@@ -369,38 +344,11 @@ class RNN(StateBuffers, Layer):
         return output
 
     # -------------------------------------------------------------- stateful
-    def reset_states(self, states: Any = None) -> None:
-        """Zero the stored states, or set them to ``states`` (arrays, Keras order)."""
-        if not self.stateful:
-            raise AttributeError(f"{self.name}: reset_states() needs a stateful layer (stateful=True)")
-        if states is None:
-            if self.states is None:
-                return
-            self.states = pack_as(self.states, [torch.zeros_like(s) for s in flatten(self.states)])
-            self._states_zeroed = True
-            return
-        flat = flatten(list(states) if isinstance(states, (list, tuple)) else [states])
-        batch = flat[0].shape[0]
-        if self.states is not None:
-            expected = flatten(self.states)[0].shape[0]
-            if batch != expected:
-                raise ValueError(
-                    f"{self.name}: reset_states got states for batch size {batch}, "
-                    f"but the layer's states have batch size {expected}"
-                )
-        self.states = self._nest(
-            check_states(states, self.state_size, batch, self.name, self.dtype, self._device(), what="states")
-        )
-        self._states_zeroed = False  # set states are the layer's to keep, for their batch size
-
     def _nest(self, states: list) -> list:
         """User-given states nested as the cells' own initial states (Keras 3 for stacked cells)."""
         if isinstance(self.cell, StackedRNNCells):
             return pack_as(self.cell.get_initial_state(1), flatten(states))
         return states
-
-    def reset_state(self) -> None:
-        self.reset_states()
 
     def get_initial_state(self, batch_size: int) -> list:
         return initial_states(self.cell, batch_size, self.dtype)

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import torch
 
+from rnnkit.core.sequences import check_states
 from rnnkit.core.tree import flatten, pack_as
 
 _FLAT = "flat"  # _states_structure of a flat list of states
@@ -21,13 +22,15 @@ _FLAT = "flat"  # _states_structure of a flat list of states
 class StateBuffers(torch.nn.Module):
     """The states half of ``RNN`` (see the module docstring).
 
-    The layer provides ``stateful``, ``dtype``, ``_states_zeroed``,
-    ``_device()`` and ``_nest(flat_states)``.
+    The layer provides ``stateful``, ``dtype``, ``name``, ``state_size``,
+    ``_states_zeroed``, ``_device()`` and ``_nest(flat_states)``.
     """
 
     stateful: bool
     _states_zeroed: bool
     dtype: Any
+    name: str
+    state_size: Any
 
     def _device(self) -> torch.device | None:
         raise NotImplementedError
@@ -59,6 +62,11 @@ class StateBuffers(torch.nn.Module):
     def states(self, value: list | None) -> None:
         self._store_states(value)
 
+    def stored_batch_size(self) -> int | None:
+        """The batch size of the stored states (None before there are any)."""
+        first = self._buffers.get("state_0")
+        return None if first is None else int(first.shape[0])
+
     def _store_states(self, value: list | None) -> None:
         """Register ``value``'s tensors as the state buffers ``state_0``, ``state_1``, ... and keep its nesting."""
         structure = None
@@ -76,6 +84,35 @@ class StateBuffers(torch.nn.Module):
             buffers[f"state_{i}"] = t
         self.__dict__["_n_states"] = len(leaves)
         self.__dict__["_states_structure"] = structure
+
+    def reset_states(self, states: Any = None) -> None:
+        """Zero the stored states, or set them to ``states`` (arrays, Keras order)."""
+        if not self.stateful:
+            raise AttributeError(f"{self.name}: reset_states() needs a stateful layer (stateful=True)")
+        if states is None:
+            if self.states is None:
+                return
+            self.states = pack_as(self.states, [torch.zeros_like(s) for s in flatten(self.states)])
+            self._states_zeroed = True
+            return
+        flat = flatten(list(states) if isinstance(states, (list, tuple)) else [states])
+        batch = flat[0].shape[0]
+        if self.states is not None:
+            expected = flatten(self.states)[0].shape[0]
+            if batch != expected:
+                raise ValueError(
+                    f"{self.name}: reset_states got states for batch size {batch}, "
+                    f"but the layer's states have batch size {expected}"
+                )
+        self.states = self._nest(
+            check_states(states, self.state_size, batch, self.name, self.dtype, self._device(), what="states")
+        )
+        self._states_zeroed = False  # set states are the layer's to keep, for their batch size
+
+    def reset_state(self) -> None:
+        """Keras 3's name for :meth:`reset_states` with no states."""
+        self.reset_states()
+
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
