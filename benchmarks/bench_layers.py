@@ -12,7 +12,8 @@ import json
 
 import torch
 
-from rnnkit.tools.bench import SHAPES, compare, plot_ratios, speed_table
+from rnnkit.tools.bench import SHAPES, compare
+from rnnkit.tools.bench_report import plot_ratios, speed_table
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", help="write the rows as JSON here")

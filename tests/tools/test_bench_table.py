@@ -1,8 +1,8 @@
-"""``rnnkit.tools.bench``: the README's speed table, the ratio chart and the paired timer."""
+"""``rnnkit.tools.bench_report`` (the README's speed table, the ratio chart) and ``bench.paired_times``."""
 
 import pytest
 
-from rnnkit.tools import bench
+from rnnkit.tools import bench, bench_report
 
 
 def _row(case, cell, shape, mode, peer, ratio):
@@ -22,7 +22,7 @@ ROWS = [
 
 
 def test_speed_table_puts_each_ratio_in_its_row_and_column():
-    lines = bench.speed_table(ROWS).splitlines()
+    lines = bench_report.speed_table(ROWS).splitlines()
     header = lines[0].split(" | ")
     assert "(32,100,64,128)" in header[1] and header[-1].startswith("(32,1000,32,64)")
     by_label = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in lines[2:]}
@@ -37,7 +37,7 @@ def test_speed_table_puts_each_ratio_in_its_row_and_column():
 def test_plot_ratios_skips_rows_without_a_ratio(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "ratios.png"
-    bench.plot_ratios(ROWS, str(path))
+    bench_report.plot_ratios(ROWS, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

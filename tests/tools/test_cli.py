@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rnnkit.tools import bench, cli
+from rnnkit.tools import bench, bench_report, cli
 
 
 def run_cli(*args, timeout=120):
@@ -192,5 +192,5 @@ def test_plot_ratios_writes_a_png(tmp_path):
     rows = [{"case": "fusable", "cell": "lstm", "shape": [1, 2, 3, 4], "mode": m, "peer": "torch.nn", "ratio": q}
             for m, q in (("infer", 0.8), ("train", 1.3))]
     path = tmp_path / "ratios.png"
-    bench.plot_ratios(rows, str(path))
+    bench_report.plot_ratios(rows, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
