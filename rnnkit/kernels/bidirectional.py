@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from rnnkit.cells.lstm import LSTMCell
-from rnnkit.core.sequences import is_right_padded
+from rnnkit.core.sequences import right_padded_lengths
 from rnnkit.kernels.fused import run_kernel, uses_native
 from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.path import FUSED
@@ -73,16 +73,14 @@ def fused_bidirectional(call_fw, call_bw):
     weights = cell_to_torch(fw.cell) + cell_to_torch(bw.cell)
     B, T = x.shape[:2]
     u = fw.cell.units
-    if mask is not None and bool(mask.all()):
-        mask = None
-    if mask is None:
+    lengths, right_padded = right_padded_lengths(mask) if mask is not None else (None, True)
+    if lengths is None or bool((lengths == T).all()):
         out, hn = run_kernel(kernel, x, [states_fw, states_bw], weights, fw.cell.use_bias)
         seq_fw, seq_bw = out[..., :u], out[..., u:].flip(1)
         return (seq_fw[:, -1], seq_fw, [h[0] for h in hn]), (seq_bw[:, -1], seq_bw, [h[1] for h in hn])
 
-    if not is_right_padded(mask):  # one kernel call needs right-padded rows: the caller runs each half
+    if not right_padded:  # one kernel call needs right-padded rows: the caller runs each half
         return None
-    lengths = mask.sum(1)
     out, hn = run_kernel(kernel, x, [states_fw, states_bw], weights, fw.cell.use_bias, lengths)
     has_steps = lengths > 0
     out = torch.where(has_steps.view(B, 1, 1), out, torch.zeros_like(out))

@@ -154,6 +154,14 @@ def _masked_fold(layer: str, op: Callable, xs: list[torch.Tensor], masks: list |
     return out
 
 
+def _sum(xs: list[torch.Tensor]) -> torch.Tensor:
+    """The broadcast sum of the inputs, in their order."""
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
 @documented_layer()
 class Add(_Merge):
     """Elementwise sum of the inputs (see the module docstring for broadcasting and masks).
@@ -162,10 +170,7 @@ class Add(_Merge):
     """
 
     def _merge(self, xs: list[torch.Tensor], masks: Any) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
+        return _sum(xs)
 
 
 @documented_layer()
@@ -213,10 +218,7 @@ class Average(_Merge):
     """
 
     def _merge(self, xs: list[torch.Tensor], masks: Any) -> torch.Tensor:
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out / len(xs)
+        return _sum(xs) / len(xs)
 
 
 @documented_layer()

@@ -138,6 +138,15 @@ def add_bench(subparsers) -> None:
     p.set_defaults(handler=run_bench)
 
 
+def _drop_peer(against: tuple, peer: str, note: str, fix: str) -> tuple:
+    """``against`` without ``peer``, saying why on stderr (and that nothing is left, when so)."""
+    print(f"note: {note}", file=sys.stderr)
+    left = tuple(a for a in against if a != peer)
+    if not left:
+        print(f"rnnkit bench: no peer left to compare against ({fix}, or add --against torch)", file=sys.stderr)
+    return left
+
+
 def run_bench(args: argparse.Namespace) -> int:
     from rnnkit.tools import bench
 
@@ -146,19 +155,12 @@ def run_bench(args: argparse.Namespace) -> int:
     against = args.against
     why = bench.jax_missing() if "jax" in against else None
     if why is not None:
-        print(f"note: no keras-jax column: {why}", file=sys.stderr)
-        against = tuple(a for a in against if a != "jax")
-        if not against:
-            print("rnnkit bench: no peer left to compare against (install jax, or add --against torch)",
-                  file=sys.stderr)
-            return 1
+        against = _drop_peer(against, "jax", f"no keras-jax column: {why}", "install jax")
     if "keras" in against and not bench.keras_available():
-        print("note: Keras 3 on the torch backend is not importable; no keras column", file=sys.stderr)
-        against = tuple(a for a in against if a != "keras")
-        if not against:
-            print("rnnkit bench: no peer left to compare against (install keras, or add --against torch)",
-                  file=sys.stderr)
-            return 1
+        against = _drop_peer(against, "keras", "Keras 3 on the torch backend is not importable; no keras column",
+                             "install keras")
+    if not against:
+        return 1
     extras = args.layer == "all" and args.shape is None
     bench.compare(cells=cells, shapes=shapes, against=against, modes=args.mode, extras=extras,
                   log=lambda line: print(line, flush=True))

@@ -27,11 +27,13 @@ Where it runs instead of torch's kernels: :func:`preferred`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -133,7 +135,7 @@ class _NativeRNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas):  # type: ignore[override]
         save = any(ctx.needs_input_grad[:5])
-        out, h_t, c_t, hs, cs, act = torch.ops.rnnkit_native.forward(
+        out, h_t, c_t, hs, cs, act = _ops()[0](
             xp, _transposed(w_hh), b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas, save)
         if save:  # the native backward's tensors, and the inputs for a differentiable recomputation
             ctx.save_for_backward(hs, cs, act, w_hh, xp, b_hh, h0, c0)
@@ -149,7 +151,7 @@ class _NativeRNN(torch.autograd.Function):
         grad_out = grad_out if grad_out is not None else hs.new_zeros(hs.shape[1], hs.shape[0] - 1, hs.shape[2])
         grad_out = grad_out.contiguous()
         grad_h = grad_h if grad_h is not None else hs.new_zeros(hs.shape[1:])
-        d_xp, d_whh, d_bhh, d_h0, d_c0 = torch.ops.rnnkit_native.backward(
+        d_xp, d_whh, d_bhh, d_h0, d_c0 = _ops()[1](
             grad_out, grad_h, grad_c, hs, cs, act, w_hh.contiguous(), ctx.mask, *ctx.args)
         has_bias = ctx.args[-1]
         return (d_xp, d_whh, d_bhh if has_bias else None, d_h0, d_c0 if ctx.lstm else None,
@@ -200,7 +202,7 @@ def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tenso
                                          or (c0 is not None and c0.requires_grad)
                                          or (b_hh is not None and b_hh.requires_grad))):
         # nothing to differentiate: the op itself, without autograd's bookkeeping
-        out, h_t, c_t = _FORWARD(xp, _transposed_for_inference(w_hh), b_hh, h0, c0, mask, MODES[mode],
+        out, h_t, c_t = _ops()[0](xp, _transposed_for_inference(w_hh), b_hh, h0, c0, mask, MODES[mode],
                                  go_backwards, zero_output, blas, False)[:3]
         return [out, h_t, c_t] if mode == "lstm" else [out, h_t]
     return list(_NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas))
@@ -234,15 +236,7 @@ def _transposed_for_inference(w_hh: torch.Tensor) -> torch.Tensor:
     return t
 
 
-class _Forward:
-    """``torch.ops.rnnkit_native.forward.default``, looked up once (after the build)."""
-
-    op = None
-
-    def __call__(self, *args):
-        if self.op is None:
-            self.op = torch.ops.rnnkit_native.forward.default
-        return self.op(*args)
-
-
-_FORWARD = _Forward()
+@functools.cache
+def _ops() -> Any:
+    """``torch.ops.rnnkit_native``'s ``(forward, backward)`` overloads, looked up once (after the build)."""
+    return torch.ops.rnnkit_native.forward.default, torch.ops.rnnkit_native.backward.default
