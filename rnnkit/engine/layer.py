@@ -169,7 +169,7 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
         return super()._apply(fn, recurse)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if args and is_symbolic(args[0]):  # wiring a functional model (rnnkit.Input)
+        if args and type(args[0]) is not torch.Tensor and is_symbolic(args[0]):  # wiring a functional model
             if len(args) > 1:
                 raise TypeError(f"{self.name}: on symbolic inputs pass the other call arguments by keyword "
                                 f"(initial_state=..., mask=...), got {len(args) - 1} more positional")
@@ -183,7 +183,8 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
             first = args[0] if args else next(iter(kwargs.values()), None)
             self.build_from(first)
         outputs = super().__call__(*args, **kwargs)
-        self.record_activity(outputs)
+        if self.__dict__.get("activity_regularizer") is not None:
+            self.record_activity(outputs)
         return outputs
 
     def record_activity(self, outputs: Any) -> None:

@@ -52,10 +52,11 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
 
 
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
-              zero_states: bool = False):
+              zero_states: bool = False, weights: list | None = None):
     """``(last_output, outputs, new_states)`` for batch-major ``x`` on a fused kernel; ``None`` when,
     eagerly, the mask has holes and the native kernel cannot run (the caller then runs its hoisted loop).
-    ``zero_states``: ``states`` are known to be zeros (see ``right_padded_call``)."""
+    ``zero_states``: ``states`` are known to be zeros (see ``right_padded_call``); ``weights``: the cell's
+    torch-layout weights when the caller has them (``cell_to_torch``)."""
     cell = layer.cell
     graph = capturing_graph()
     lengths = None
@@ -64,9 +65,9 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         holes = not right_padded
     else:
         holes = False
-    weights = cell_to_torch(cell)
+    weights = weights if weights is not None else cell_to_torch(cell)
     mode = mode_of(kernel_for(cell))
-    use_native = not graph and native_chosen(cell, x, holes, mode)
+    use_native = not graph and native_chosen(cell, x, holes, mode, weights[0])
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
@@ -78,27 +79,29 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if use_native:
         outputs, *new_states = native.native_call(x, mask, list(states), weights, mode, cell.use_bias,
                                                   layer.go_backwards, layer.zero_output_for_mask)
-        return outputs[:, -1], outputs, new_states
+        return outputs.select(1, -1), outputs, new_states
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
         out, hn = run_kernel(kernel_for(cell), x, [states], weights, cell.use_bias)
-        return out[:, -1], out, [h[0] for h in hn]
+        return out.select(1, -1), out, [h[0] for h in hn]
     args = (x, mask, list(states), list(weights), mode, cell.use_bias, layer.go_backwards,
             layer.zero_output_for_mask)
     if graph or lengths is None:
         outputs, *new_states = rnn_kernel_masked(*args)
     else:
         outputs, *new_states = right_padded_call(x, lengths, *args[2:], zero_states=zero_states)
-    return outputs[:, -1], outputs, new_states
+    return outputs.select(1, -1), outputs, new_states
 
 
-def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None = None) -> bool:
+def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None = None,
+                  weight: torch.Tensor | None = None) -> bool:
     """Whether an eager call of a fusable ``cell`` (its kernel's ``mode``, looked up when not given) on ``x``
     runs on the native kernel: where it is preferred (or the mask has holes) and nothing blocks it (see
-    :mod:`rnnkit.kernels.native`)."""
+    :mod:`rnnkit.kernels.native`). ``weight``: one of the cell's weights (its kernel when not given)."""
     mode = mode if mode is not None else mode_of(kernel_for(cell))
-    return (holes or native.preferred(mode, x.shape[0], cell.units)) and native.blocker(x, [cell.kernel]) is None
+    return (holes or native.preferred(mode, x.shape[0], cell.units)) and native.blocker(
+        x, [weight if weight is not None else cell.kernel]) is None
 
 
 def uses_native(call) -> bool:

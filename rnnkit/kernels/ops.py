@@ -39,7 +39,7 @@ def mode_of(kernel) -> str:
 def capturing_graph() -> bool:
     """Whether a graph is being captured (``torch.compile``, ``torch.export``, ``torch.jit.trace``):
     then the kernels run as the opaque ops, and paths never depend on mask values."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    return torch.compiler.is_compiling() or torch._C._is_tracing()  # (torch.jit.is_tracing, outside TorchScript)
 
 
 def kernel_call(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,

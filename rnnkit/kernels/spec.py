@@ -105,17 +105,27 @@ def cell_to_torch(cell: Any) -> list[torch.Tensor]:
     spec = spec_for(cell)
     if spec is None:
         raise TypeError(f"{type(cell).__name__} is not a built-in cell with a kernel weight layout")
-    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._is_tracing():  # (ops.capturing_graph)
         return spec.to_torch(cell)
     # (a new dtype or device means new storage: the data pointer covers them)
-    key = tuple((id(p), p.data_ptr(), p._version) for p in (cell.kernel, cell.recurrent_kernel,
-                                                          getattr(cell, "bias", None)) if p is not None)
+    key = tuple((id(p), p.data_ptr(), p._version) for p in _weights_of(cell) if p is not None)
     cached = _TORCH_WEIGHTS.get(cell)
     if cached is not None and cached[0] == key:
         return cached[1]
     weights = [w.contiguous() for w in spec.to_torch(cell)]  # the kernels read contiguous weights faster
     _TORCH_WEIGHTS[cell] = (key, weights)
     return weights
+
+
+def _weights_of(cell: Any) -> tuple:
+    """``(kernel, recurrent_kernel, bias)`` of a built-in cell (bias None without one): from the registered
+    parameters when they are plain ones (the common case, no attribute lookup), else by name
+    (parametrized weights, ``torch.nn.utils.parametrize``)."""
+    params = cell._parameters
+    found = (params.get("kernel"), params.get("recurrent_kernel"), params.get("bias"))
+    if found[0] is None or found[1] is None or (found[2] is None and cell.use_bias):
+        return cell.kernel, cell.recurrent_kernel, getattr(cell, "bias", None)
+    return found
 
 
 # Converted inference weights per cell, outside the cell: never pickled, copied or in a state_dict.

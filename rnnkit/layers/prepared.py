@@ -10,7 +10,7 @@ import torch
 from rnnkit.core.protocol import reset_dropout, zero_states
 from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.path import FUSED, select_path
-from rnnkit.kernels.spec import spec_for
+from rnnkit.kernels.spec import cell_to_torch, spec_for
 
 if TYPE_CHECKING:
     from rnnkit.kernels.path import Plan
@@ -72,11 +72,11 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
     if (layer.time_major or spec_for(cell) is None or x.dim() != 3 or getattr(x, "_keras_mask", None) is not None
             or capturing_graph()):
         return None
-    dtype = cell.dtype
-    if x.dtype != dtype or x.device != cell.kernel.device or x.shape[2:] != layer.feature_shape:
-        return None
     training = layer.training if training is None else bool(training)
     if select_path(layer, None, training).path != FUSED:
+        return None
+    weights = cell_to_torch(cell)
+    if x.dtype != weights[0].dtype or x.device != weights[0].device or x.shape[2:] != layer.feature_shape:
         return None
     batch = x.shape[0]
     if layer.stateful:
@@ -84,10 +84,13 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
         if states is None or layer.stored_batch_size() != batch:
             return None  # first call, or another batch size: the general route decides
     else:
-        states = zero_states(cell.state_size, batch, dtype, x.device)  # a built-in cell's initial states
-    reset_dropout(cell)
-    try:
-        last, outputs, new_states = layer.run_fused(x, states, None, training)
-    finally:
+        states = zero_states(cell.state_size, batch, x.dtype, x.device)  # a built-in cell's initial states
+    if not training:  # (no dropout masks are made or read)
+        last, outputs, new_states = layer.run_fused(x, states, None, False, weights=weights)
+    else:
         reset_dropout(cell)
+        try:
+            last, outputs, new_states = layer.run_fused(x, states, None, True, weights=weights)
+        finally:
+            reset_dropout(cell)
     return layer.finish_call(last, outputs, new_states, None)

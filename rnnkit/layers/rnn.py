@@ -100,6 +100,17 @@ class RNN(StateBuffers, Layer):
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
         return dict(super().__getstate__(), _compiled_loop=None)
 
+    @property
+    def cell(self) -> Any:
+        """The layer's cell: a registered submodule when it is a torch module (a class attribute, so that
+        the calls reading it skip ``nn.Module.__getattr__``)."""
+        found = self._modules.get("cell")
+        return found if found is not None else self.__dict__["_cell"]
+
+    @cell.setter
+    def cell(self, value: Any) -> None:  # reached for a cell that is not a torch module
+        self.__dict__["_cell"] = value
+
     # ------------------------------------------------------------------ sizes
     @property
     def state_size(self) -> list:
@@ -279,10 +290,10 @@ class RNN(StateBuffers, Layer):
         finally:
             reset_dropout(self.cell)
 
-    def run_fused(self, x, states, mask, training: bool, zero_states: bool = False):
+    def run_fused(self, x, states, mask, training: bool, zero_states: bool = False, weights: list | None = None):
         """``(last, outputs, new_states)`` on a fused kernel (:func:`rnnkit.kernels.fused.fused_rnn`), or
         None (a mask with holes and no native kernel: the caller runs the hoisted loop)."""
-        return fused_rnn(self, x, states, mask, training, zero_states)
+        return fused_rnn(self, x, states, mask, training, zero_states, weights)
 
     def loop(self, hoisted: bool, x, states, mask, training: bool, constants):
         """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only)."""
@@ -324,14 +335,17 @@ class RNN(StateBuffers, Layer):
     def finish_call(self, last, outputs, new_states, mask):
         """What the layer's call returns from a path's raw results: stateful bookkeeping,
         output mask and the return convention."""
-        device_type = outputs.device.type
+        device_type = "cpu" if outputs.is_cpu else outputs.device.type
         target = autocast_dtype_for(self.cell, device_type, self.dtype) if torch.is_autocast_enabled(
             device_type) else None
         if target is not None:  # every path returns what the torch.nn twin returns under autocast
             last, outputs = last.to(target), outputs.to(target)
             new_states = pack_as(new_states, [s.to(target) for s in flatten(new_states)])
         if self.stateful:
-            self._store_states(pack_as(new_states, [s.detach() for s in flatten(new_states)]))
+            if all(type(s) is torch.Tensor for s in new_states):  # flat (built-in cells)
+                self._store_states([s.detach() if s.requires_grad else s for s in new_states])
+            else:
+                self._store_states(pack_as(new_states, [s.detach() for s in flatten(new_states)]))
             if self._states_zeroed:
                 self._states_zeroed = False
         if self.return_sequences:

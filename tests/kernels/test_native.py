@@ -74,6 +74,63 @@ def test_native_equals_torch_cell_equations_step_by_step(mode, mask_kind, go_bac
 
 
 @pytest.mark.parametrize("mode", list(GATES))
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("size", ["small", "big"])  # the input projection on the register loop / on BLAS
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inference_op_equals_the_training_path_to_the_bit(mode, mask_kind, go_backwards, size, dtype):
+    """Without gradients one ``infer`` op runs (projection and loop, two state slots); with them the
+    ``project`` op and the forward op: the same numbers exactly, and the step equations' within rounding."""
+    shape = dict(batch=4, steps=7, features=3, units=5) if size == "small" else dict(
+        batch=4, steps=40, features=32, units=32)
+    x, weights, hx, gen = _case(mode, dtype=dtype, **shape)
+    mask = _mask(mask_kind, x.shape[0], x.shape[1], gen)
+    with torch.no_grad():
+        inferred = native.native_call(x, mask, hx, weights, mode, True, go_backwards, mask_kind == "holes")
+    trained = native.native_call(x.requires_grad_(), mask, hx, weights, mode, True, go_backwards,
+                                 mask_kind == "holes")
+    assert trained[0].requires_grad and not inferred[0].requires_grad
+    for a, b in zip(inferred, trained):
+        assert torch.equal(a, b.detach())
+    full = mask if mask is not None else torch.ones(x.shape[:2], dtype=torch.bool)
+    want = ops._masked_steps(x.detach().double(), full, [h.double() for h in hx], [w.double() for w in weights],
+                             mode, True, go_backwards, mask_kind == "holes")
+    for a, w in zip(inferred, want):
+        tol = 1e-10 if dtype == torch.float64 else 1e-3  # (relative too: relu's outputs grow)
+        torch.testing.assert_close(a.double(), w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["GRU", "SimpleRNN", "LSTM"])
+def test_stateful_streaming_one_step_per_call_equals_one_call(name):
+    """Online inference: a stateful layer fed one step per call gives the outputs and states of the whole
+    sequence in one call."""
+    torch.manual_seed(3)
+    layer = getattr(rnnkit, name)(8, stateful=True, return_sequences=True)
+    x = torch.randn(2, 6, 3)
+    with torch.no_grad():
+        whole = layer(x)
+        states = [s.clone() for s in layer.states]
+        layer.reset_states()
+        steps = torch.cat([layer(x[:, t:t + 1]) for t in range(x.shape[1])], dim=1)
+    torch.testing.assert_close(steps, whole, rtol=1e-6, atol=1e-7)
+    for a, b in zip(layer.states, states):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_projection_op_gradcheck_and_second_order(bias):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, generator=gen, dtype=torch.float64, requires_grad=True) if bias else None
+    args = [x, w] + ([b] if bias else [])
+    torch.testing.assert_close(native._Projection.apply(x, w, b), torch.nn.functional.linear(x, w, b))
+    assert torch.autograd.gradcheck(lambda *a: native._Projection.apply(a[0], a[1], a[2] if bias else None), args)
+    assert torch.autograd.gradgradcheck(lambda *a: native._Projection.apply(a[0], a[1], a[2] if bias else None),
+                                        args)
+
+
+@pytest.mark.parametrize("mode", list(GATES))
 def test_native_gradcheck_without_bias(mode):
     x, weights, hx, gen = _case(mode, batch=2, steps=4, features=2, units=3)
     mask = torch.tensor([[True, False, True, True], [True, True, False, False]])

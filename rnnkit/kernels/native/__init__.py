@@ -12,8 +12,8 @@ Semantics (see the header of ``rnn.cpp``): torch.nn's equations and weight
 layout (LSTM ``i f g o``, GRU ``r z n`` with the reset gate after the
 recurrent product, RNN ``tanh``/``relu``), Keras's masking rules for any mask
 (holes included) and ``go_backwards``; the input projection of all steps is
-one matrix product made here (``F.linear``), the loop runs only the recurrent
-part. Per step
+one matrix product (the ``project`` op: a register-blocked loop for small
+ones, BLAS above), the loop runs only the recurrent part. Per step
 the recurrent product is a register-blocked loop (GCC/Clang vector extensions,
 no dispatch per step: what batch-1 sequences pay in torch's kernels) and one
 BLAS call for very big ones (:func:`use_blas`); activations are vectorized
@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 SOURCE = Path(__file__).with_name("rnn.cpp")
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
@@ -114,10 +113,11 @@ def preferred(mode: str, batch: int, units: int) -> bool:
 
 def blocker(x: torch.Tensor, weights: list[torch.Tensor]) -> str | None:
     """Why the native kernel cannot run this call (None: it can): device, dtype, autocast, build."""
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         return f"it runs on the CPU only (inputs on {x.device.type})"
-    if x.dtype not in (torch.float32, torch.float64) or any(w.dtype != x.dtype for w in weights):
-        return f"it runs float32/float64 only (inputs {x.dtype})"
+    dtype = x.dtype
+    if (dtype is not torch.float32 and dtype is not torch.float64) or not all([w.dtype is dtype for w in weights]):
+        return f"it runs float32/float64 only (inputs {dtype})"
     if torch.is_autocast_enabled("cpu"):
         return "CPU autocast is on (torch's kernels follow its dtype rules)"
     why = unavailable()
@@ -127,6 +127,27 @@ def blocker(x: torch.Tensor, weights: list[torch.Tensor]) -> str | None:
 def use_blas(batch: int, units: int, mode: str) -> bool:
     """One BLAS call per step (big problems) rather than the hand-written loop: a static fact of the shapes."""
     return batch * units * units * _GATES[mode] > BLAS_ABOVE
+
+
+class _Projection(torch.autograd.Function):
+    """``x W_ih^T + b_ih`` ``(B, T, G*U)`` through the ``project`` op: the arithmetic of the ``infer`` op, so
+    that training and inference give the same outputs to the bit. Its backward is torch ops (differentiable
+    again, for ``create_graph=True``)."""
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b_ih):  # type: ignore[override]
+        ctx.save_for_backward(x, w_ih)
+        ctx.has_bias = b_ih is not None
+        return _ops()[3](x, _transposed(w_ih), b_ih)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        x, w_ih = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        d_x = grad @ w_ih if need_x else None
+        d_w = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) if need_w else None
+        d_b = grad.sum((0, 1)) if ctx.has_bias and need_b else None
+        return d_x, d_w, d_b
 
 
 class _NativeRNN(torch.autograd.Function):
@@ -189,54 +210,52 @@ def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tenso
     """
     w_ih, w_hh = weights[0], weights[1]
     b_ih, b_hh = (weights[2], weights[3]) if use_bias else (None, None)  # b_hh: added in the recurrent product
-    xp = F.linear(x, w_ih, b_ih)
-    if not xp.is_contiguous():
-        xp = xp.contiguous()
     batch, units = hx[0].shape
     if mask is not None and not mask.is_contiguous():
         mask = mask.contiguous()
-    h0 = hx[0].contiguous()
-    c0 = hx[1].contiguous() if mode == "lstm" else None
+    h0 = hx[0] if hx[0].is_contiguous() else hx[0].contiguous()
+    c0 = (hx[1] if hx[1].is_contiguous() else hx[1].contiguous()) if mode == "lstm" else None
     blas = use_blas(batch, units, mode)
-    if not (torch.is_grad_enabled() and (xp.requires_grad or w_hh.requires_grad or h0.requires_grad
-                                         or (c0 is not None and c0.requires_grad)
-                                         or (b_hh is not None and b_hh.requires_grad))):
-        # nothing to differentiate: the op itself, without autograd's bookkeeping
-        out, h_t, c_t = _ops()[0](xp, _transposed_for_inference(w_hh), b_hh, h0, c0, mask, MODES[mode],
-                                 go_backwards, zero_output, blas, False)[:3]
-        return [out, h_t, c_t] if mode == "lstm" else [out, h_t]
+    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad
+                                              for t in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)):
+        # nothing to differentiate: one op (projection and loop), without autograd's bookkeeping
+        return _ops()[2](x, _transposed_for_inference(w_ih), b_ih, _transposed_for_inference(w_hh), b_hh, h0, c0,
+                         mask, MODES[mode], go_backwards, zero_output, blas)
+    xp = _Projection.apply(x, w_ih, b_ih)
     return list(_NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas))
 
 
-def _transposed(w_hh: torch.Tensor) -> torch.Tensor:
-    """``w_hh.t()`` contiguous (a view when it already is: torch's ``weight_hh`` made from a Keras
+def _transposed(w: torch.Tensor) -> torch.Tensor:
+    """``w.t()`` contiguous (a view when it already is: torch's ``weight_hh`` made from a Keras
     recurrent kernel is its transposed view)."""
-    t = w_hh.t()
+    t = w.t()
     return t if t.is_contiguous() else t.contiguous()
 
 
-_INFERENCE_T: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}  # id -> (w_hh, its version, w_hh.t())
+_INFERENCE_T: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}  # id -> (w, its version, w.t())
 
 
-def _transposed_for_inference(w_hh: torch.Tensor) -> torch.Tensor:
-    """:func:`_transposed`, kept while ``w_hh`` is the same unchanged tensor (the converted inference
+def _transposed_for_inference(w: torch.Tensor) -> torch.Tensor:
+    """:func:`_transposed`, kept while ``w`` is the same unchanged tensor (the converted inference
     weights of a cell are: ``rnnkit.kernels.spec.cell_to_torch``); the 64 newest are kept."""
-    if w_hh.is_inference():  # made under torch.inference_mode: no version counter to trust, no cache
-        return _transposed(w_hh)
-    hit = _INFERENCE_T.get(id(w_hh))
-    if hit is not None and hit[0] is w_hh and hit[1] == w_hh._version:
+    if w.is_inference():  # made under torch.inference_mode: no version counter to trust, no cache
+        return _transposed(w)
+    hit = _INFERENCE_T.get(id(w))
+    if hit is not None and hit[0] is w and hit[1] == w._version:
         return hit[2]
-    t = _transposed(w_hh)
+    t = _transposed(w)
     if len(_INFERENCE_T) >= 64:
         try:  # the oldest entry (another thread may be changing the dict meanwhile)
             _INFERENCE_T.pop(next(iter(_INFERENCE_T)), None)
         except (RuntimeError, StopIteration):
             pass
-    _INFERENCE_T[id(w_hh)] = (w_hh, w_hh._version, t)
+    _INFERENCE_T[id(w)] = (w, w._version, t)
     return t
 
 
 @functools.cache
 def _ops() -> Any:
-    """``torch.ops.rnnkit_native``'s ``(forward, backward)`` overloads, looked up once (after the build)."""
-    return torch.ops.rnnkit_native.forward.default, torch.ops.rnnkit_native.backward.default
+    """``torch.ops.rnnkit_native``'s ``(forward, backward, infer, project)`` overloads, looked up once (after
+    the build)."""
+    ops = torch.ops.rnnkit_native
+    return ops.forward.default, ops.backward.default, ops.infer.default, ops.project.default

@@ -1,6 +1,6 @@
 // rnnkit's native recurrent kernel: the whole time loop of one direction in C++.
 //
-// Registered as torch ops (TORCH_LIBRARY rnnkit_native): forward and backward of
+// Registered as torch ops (TORCH_LIBRARY rnnkit_native): forward, backward and infer of
 // LSTM, GRU (reset gate after the recurrent product) and SimpleRNN (tanh, relu),
 // with Keras's masking rules and go_backwards, in torch.nn's gate order and
 // weight layout. The input projection (x W_ih^T + b_ih) of every step is made
@@ -23,7 +23,11 @@
 // The forward returns [out (B, T, U), h_T, c_T, H (T+1, B, U), C (T+1, B, U),
 // act (T, B, K)] where H/C are the states before/after each step and act the
 // gate activations the backward reads (LSTM: i f g o tanh(c), K = 5U; GRU:
-// r z n hn, K = 4U; 0 for RNN or without `save`). Rows run in parallel chunks
+// r z n hn, K = 4U; 0 for RNN). Without `save` H/C hold two alternating slots
+// and act is empty. `project` makes the input projection xp from x (B, T, D),
+// W_ih^T (D, G*U) and b_ih; `infer` (inference, nothing saved) runs `project`
+// and the forward in one call and returns [out, h_T] (LSTM: [out, h_T, c_T]):
+// training and inference project with the same arithmetic. Rows run in parallel chunks
 // (at::parallel_for) when a step has enough work.
 
 #include <ATen/ATen.h>
@@ -210,15 +214,17 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
   const int64_t K = act.size(2);
   at::Tensor rec_t = at::empty({B, N}, xp.options());
   T* rec = rec_t.data_ptr<T>();
-  at::Tensor bias_row = bhh.defined() ? bhh.unsqueeze(0) : at::Tensor();
+  at::Tensor bias_row = blas && bhh.defined() ? bhh.unsqueeze(0) : at::Tensor();
   std::vector<T> zeros(N, T(0));
   const int64_t grain = row_grain(U, N);
+  const int64_t slots = H.size(0);  // T+1 (the history the backward reads) or 2 (inference: alternating)
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = go_backwards ? T_ - 1 - s : s;
-    const T* h = hs + s * B * U;
-    T* hn = hs + (s + 1) * B * U;
+    const int64_t cur = s % slots, nxt = (s + 1) % slots;
+    const T* h = hs + cur * B * U;
+    T* hn = hs + nxt * B * U;
     if (blas) {
-      at::Tensor hv = H.select(0, s);
+      at::Tensor hv = H.select(0, cur);
       if (bias) at::addmm_out(rec_t, bias_row, hv, whh_t); else at::mm_out(rec_t, hv, whh_t);
     }
     auto rows = [&](int64_t b0, int64_t b1) {
@@ -230,7 +236,7 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
       T* ob = o + (b * T_ + s) * U;
       if (m && !m[b * T_ + t]) {  // masked: carry the states, repeat the previous output
         std::memcpy(hnb, hb, sizeof(T) * U);
-        if (cs) std::memcpy(cs + ((s + 1) * B + b) * U, cs + (s * B + b) * U, sizeof(T) * U);
+        if (cs) std::memcpy(cs + (nxt * B + b) * U, cs + (cur * B + b) * U, sizeof(T) * U);
         if (zero_output || s == 0) std::memset(ob, 0, sizeof(T) * U);
         else std::memcpy(ob, ob - U, sizeof(T) * U);
         continue;
@@ -239,8 +245,8 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
       const T* xb = x + (b * T_ + t) * N;
       T* ab = a ? a + (s * B + b) * K : nullptr;
       if (mode == kLSTM) {  // r holds rec; it becomes the gates i f g o
-        const T* cb = cs + (s * B + b) * U;
-        T* cnb = cs + ((s + 1) * B + b) * U;
+        const T* cb = cs + (cur * B + b) * U;
+        T* cnb = cs + (nxt * B + b) * U;
         add_(r, xb, N);
         sigmoid_(r, 2 * U);
         tanh_(r + 2 * U, U);
@@ -278,6 +284,17 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
   }
 }
 
+// Slot 0 of a state buffer (slots, B, U) from the initial state (B, U).
+void first_slot(at::Tensor& buffer, const at::Tensor& state) {
+  if (state.is_contiguous() && state.scalar_type() == buffer.scalar_type() && state.size(0) == buffer.size(1) &&
+      state.size(1) == buffer.size(2))
+    std::memcpy(buffer.data_ptr(), state.data_ptr(), state.numel() * state.element_size());
+  else
+    buffer.select(0, 0).copy_(state);
+}
+
+// The loop over projected inputs. With `save` the whole state history is kept (T+1 slots) with the
+// gate activations, for the backward; without it two alternating slots hold the states.
 std::vector<at::Tensor> rnn_forward(const at::Tensor& xp, const at::Tensor& whh_t, const std::optional<at::Tensor>& bhh,
                                     const at::Tensor& h0, const std::optional<at::Tensor>& c0,
                                     const std::optional<at::Tensor>& mask, int64_t mode, bool go_backwards,
@@ -289,17 +306,18 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& xp, const at::Tensor& whh_
               "rnnkit_native: weight shapes do not match the mode");
   TORCH_CHECK(h0.size(0) == B, "rnnkit_native: h0 must be (B, U)");
   auto opts = xp.options();
+  const int64_t slots = save ? T_ + 1 : 2;
   at::Tensor out = at::empty({B, T_, U}, opts);
-  at::Tensor H = at::empty({T_ + 1, B, U}, opts);
-  H.select(0, 0).copy_(h0);
+  at::Tensor H = at::empty({slots, B, U}, opts);
+  first_slot(H, h0);
   at::Tensor C;
   if (mode == kLSTM) {
     TORCH_CHECK(c0.has_value() && c0->defined(), "rnnkit_native: LSTM needs c0");
-    C = at::empty({T_ + 1, B, U}, opts);
-    C.select(0, 0).copy_(*c0);
+    C = at::empty({slots, B, U}, opts);
+    first_slot(C, *c0);
   }
   const int64_t K = !save ? 0 : mode == kLSTM ? 5 * U : mode == kGRU ? 4 * U : 0;
-  at::Tensor act = at::empty({T_, B, K}, opts);
+  at::Tensor act = at::empty({save ? T_ : 0, B, K}, opts);
   at::Tensor b = bhh.has_value() ? bhh->contiguous() : at::Tensor();
   at::Tensor mk = mask.has_value() ? mask->contiguous() : at::Tensor();
   if (mk.defined()) TORCH_CHECK(mk.scalar_type() == at::kBool && mk.size(0) == B && mk.size(1) == T_,
@@ -307,10 +325,53 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& xp, const at::Tensor& whh_
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnnkit_native_forward", [&] {
     forward_impl<scalar_t>(xp, whh_t, b, mk, mode, go_backwards, zero_output, blas, save, out, H, C, act);
   });
-  at::Tensor hT = H.select(0, T_);  // views of the state history (no copy)
-  if (!C.defined()) C = at::empty({0}, opts);
-  at::Tensor cT = mode == kLSTM ? C.select(0, T_) : C;
-  return {out, hT, cT, H, C, act};
+  at::Tensor hT = H.select(0, T_ % slots);  // views of the state buffer (no copy)
+  if (!C.defined()) return {out, hT, act, H, act, act};  // (act: an empty stand-in for C)
+  return {out, hT, C.select(0, T_ % slots), H, C, act};
+}
+
+// Projections up to this many multiply-adds run on the register-blocked loop (no BLAS call to set up):
+// the one-step calls of streaming inference, for one.
+constexpr int64_t kSmallProjection = int64_t(1) << 16;
+
+// x (B, T, D) W_ih^T + b_ih as a contiguous (B, T, N), from w_ih_t = W_ih^T (D, N) contiguous.
+at::Tensor project(const at::Tensor& x, const at::Tensor& w_ih_t, const std::optional<at::Tensor>& b_ih) {
+  TORCH_CHECK(x.dim() == 3 && w_ih_t.dim() == 2 && w_ih_t.size(0) == x.size(2) && w_ih_t.is_contiguous() &&
+              x.scalar_type() == w_ih_t.scalar_type(), "rnnkit_native: x must be (B, T, D) and w_ih_t (D, N)");
+  const int64_t B = x.size(0), T_ = x.size(1), D = x.size(2), N = w_ih_t.size(1);
+  const at::Tensor xc = x.contiguous();
+  if (B * T_ * D * N > kSmallProjection) {
+    const at::Tensor flat = xc.view({B * T_, D});
+    return (b_ih.has_value() ? at::addmm(*b_ih, flat, w_ih_t) : at::mm(flat, w_ih_t)).view({B, T_, N});
+  }
+  at::Tensor xp = at::empty({B, T_, N}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_native_project", [&] {
+    std::vector<scalar_t> zeros;
+    at::Tensor bc;
+    const scalar_t* bias;
+    if (b_ih.has_value()) {
+      bc = b_ih->contiguous();
+      bias = bc.data_ptr<scalar_t>();
+    } else {
+      zeros.assign(N, scalar_t(0));
+      bias = zeros.data();
+    }
+    gemm_rows<scalar_t>(xc.data_ptr<scalar_t>(), D, B * T_, D, w_ih_t.data_ptr<scalar_t>(), N,
+                        xp.data_ptr<scalar_t>(), N, bias);
+  });
+  return xp;
+}
+
+// Inference in one call (nothing saved, no autograd): the input projection x W_ih^T + b_ih, then the
+// loop; returns [out, h_T] (LSTM: [out, h_T, c_T]). w_ih_t: W_ih^T (D, G*U) contiguous.
+std::vector<at::Tensor> rnn_infer(const at::Tensor& x, const at::Tensor& w_ih_t, const std::optional<at::Tensor>& b_ih,
+                                  const at::Tensor& whh_t, const std::optional<at::Tensor>& bhh, const at::Tensor& h0,
+                                  const std::optional<at::Tensor>& c0, const std::optional<at::Tensor>& mask,
+                                  int64_t mode, bool go_backwards, bool zero_output, bool blas) {
+  const at::Tensor xp = project(x, w_ih_t, b_ih);
+  std::vector<at::Tensor> r = rnn_forward(xp, whh_t, bhh, h0, c0, mask, mode, go_backwards, zero_output, blas, false);
+  r.resize(mode == kLSTM ? 3 : 2);
+  return r;
 }
 
 template <typename T>
@@ -427,11 +488,16 @@ std::vector<at::Tensor> rnn_backward(const at::Tensor& grad_out, const at::Tenso
 TORCH_LIBRARY(rnnkit_native, m) {
   m.def("forward(Tensor xp, Tensor whh_t, Tensor? bhh, Tensor h0, Tensor? c0, Tensor? mask, int mode, "
         "bool go_backwards, bool zero_output, bool blas, bool save) -> Tensor[]");
+  m.def("project(Tensor x, Tensor w_ih_t, Tensor? b_ih) -> Tensor");
+  m.def("infer(Tensor x, Tensor w_ih_t, Tensor? b_ih, Tensor whh_t, Tensor? bhh, Tensor h0, Tensor? c0, Tensor? mask, "
+        "int mode, bool go_backwards, bool zero_output, bool blas) -> Tensor[]");
   m.def("backward(Tensor grad_out, Tensor grad_hT, Tensor? grad_cT, Tensor H, Tensor C, Tensor act, Tensor whh, "
         "Tensor? mask, int mode, bool go_backwards, bool zero_output, bool blas, bool has_bias) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit_native, CPU, m) {
   m.impl("forward", &rnn_forward);
+  m.impl("project", &project);
+  m.impl("infer", &rnn_infer);
   m.impl("backward", &rnn_backward);
 }
