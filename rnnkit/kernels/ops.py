@@ -25,6 +25,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.core.sequences import reverse_valid, right_padded_lengths
+from rnnkit.kernels.derived import kept
 from rnnkit.kernels.spec import kernel_for
 
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
@@ -83,58 +84,57 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     lengths, right_padded = right_padded_lengths(mask)
     if not right_padded:
         return _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output)
-    return right_padded_call(x, lengths, hx, weights, mode, use_bias, go_backwards, zero_output)
+    return right_padded_call(x, mask, lengths, hx, weights, mode, use_bias, go_backwards, zero_output)
 
 
-def right_padded_call(x: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor],
-                      mode: str, use_bias: bool, go_backwards: bool, zero_output: bool,
+def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor],
+                      weights: list[torch.Tensor], mode: str, use_bias: bool, go_backwards: bool, zero_output: bool,
                       zero_states: bool = False) -> list[torch.Tensor]:
-    """:func:`masked_kernel_call` for a right-padded mask given by its row ``lengths``: one unmasked call.
+    """:func:`masked_kernel_call` for a right-padded ``mask`` with row ``lengths`` (``mask.sum(1)``): one
+    unmasked call.
 
     ``zero_states`` (the initial states are known to be zeros) lets a backwards LSTM run on the
     flipped input as it is: its padding comes first, where the held cell state stays 0 and ``h``
     is held at 0 too, exactly Keras's zero outputs and untouched states.
     """
     batch, steps = x.shape[:2]
-    if bool((lengths == steps).all()):  # nothing masked: one plain kernel call
+    shortest = int(lengths.min())  # (one host sync)
+    if shortest == steps:  # nothing masked: one plain kernel call
         out, *hn = kernel_call(x.flip(1) if go_backwards else x, [h.unsqueeze(0) for h in hx], weights, mode,
                                use_bias, False, None)
         return [out, *[h[0] for h in hn]]
-    if go_backwards and zero_states and mode == "lstm":
-        leading = torch.arange(steps, device=x.device).unsqueeze(0) < (steps - lengths).unsqueeze(1)
-        out, h_n, c_n = kernel_call(_zero_padding(x.flip(1), leading, hold=True), [h.unsqueeze(0) for h in hx],
+    lstm = mode == "lstm"
+    if go_backwards and zero_states and lstm:  # the padding leads in the flipped input
+        out, h_n, c_n = kernel_call(_zero_padding(x.flip(1), ~mask.flip(1), hold=True), [h.unsqueeze(0) for h in hx],
                                     _hold_weights(weights), mode, use_bias, False, None)
         return [out, h_n[0], c_n[0]]
     if go_backwards:
         x = reverse_valid(x, lengths)
-    has_steps = lengths > 0
-    t = torch.arange(steps, device=x.device).unsqueeze(0)
-    padded = t >= lengths.unsqueeze(1)  # (B, T), in the order the kernel reads x
+    padded = ~mask  # (B, T), in the order the kernel reads x (reverse_valid keeps the padding at the end)
     # One unmasked call over the padded rows is exact at every valid step (later steps never reach back);
     # each row's final output state is its output at step length - 1. The padded inputs become zeros (their
     # values, whatever they are, never reach a result), and LSTM's cell state, which is no output, is held
     # over the padding by one extra input feature (_hold_weights).
-    lstm = mode == "lstm"
     out, *hn = kernel_call(_zero_padding(x, padded, hold=lstm), [h.unsqueeze(0) for h in hx],
                            _hold_weights(weights) if lstm else weights, mode, use_bias, False, None)
     cell_state = [hn[1][0]] if lstm else []  # (the kernel's final h is not the state: see below)
-    units = out.shape[-1]
-    last = out.gather(1, (lengths - 1).clamp(min=0).view(batch, 1, 1).expand(batch, 1, units))  # (B, 1, U)
-    ran = has_steps.view(batch, 1, 1)
-    new_states = [torch.where(ran[:, 0], last[:, 0], hx[0]), *cell_state]
+    last = out[torch.arange(batch, device=x.device), (lengths - 1).clamp(min=0)]  # (B, U)
+    ran = None if shortest > 0 else (lengths > 0).unsqueeze(1)  # (B, 1): rows with a valid step
+    new_states = [last if ran is None else torch.where(ran, last, hx[0]), *cell_state]
     # out is finite on the padding (zero inputs there): products with 0/1 masks select exactly, and are
     # several times faster than a broadcast torch.where on the CPU
     if go_backwards:  # Keras flips the mask: the padding comes first in processing order, outputs zero there
-        src = t - (steps - lengths.unsqueeze(1))
-        index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, units)
+        src = torch.arange(steps, device=x.device).unsqueeze(0) - (steps - lengths.unsqueeze(1))
+        index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, out.shape[-1])
         outputs = out.gather(1, index) * (src >= 0).unsqueeze(-1).to(out.dtype)
     elif lstm:  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
-        outputs = out if zero_output else torch.addcmul(out, padded.unsqueeze(-1).to(out.dtype), last)
+        outputs = out if zero_output else torch.addcmul(out, padded.unsqueeze(-1).to(out.dtype), last.unsqueeze(1))
     else:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
-        valid = (~padded).unsqueeze(-1).to(out.dtype)
+        valid = mask.unsqueeze(-1).to(out.dtype)
         outputs = out * valid
         if not zero_output:
-            outputs = outputs + (last * ran.to(out.dtype)) * (1 - valid)
+            repeated = last if ran is None else last * ran.to(out.dtype)
+            outputs = outputs + repeated.unsqueeze(1) * (1 - valid)
     return [outputs, *new_states]
 
 
@@ -166,10 +166,16 @@ def _hold_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
     from the output at each row's last valid step.
     """
     w_ih = weights[0]
+    if torch.is_grad_enabled():
+        return [_with_hold_column(w_ih), *weights[1:]]
+    return [kept("hold column", w_ih, _with_hold_column), *weights[1:]]  # (inference: made once per update)
+
+
+def _with_hold_column(w_ih: torch.Tensor) -> torch.Tensor:
     units = w_ih.shape[0] // 4
     column = torch.zeros(4, units, 1, dtype=w_ih.dtype, device=w_ih.device)
     column[0], column[1], column[3] = -HOLD, HOLD, -HOLD
-    return [torch.cat([w_ih, column.view(4 * units, 1)], 1), *weights[1:]]
+    return torch.cat([w_ih, column.view(4 * units, 1)], 1)
 
 
 def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:

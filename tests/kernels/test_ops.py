@@ -255,7 +255,7 @@ def test_backwards_lstm_from_zero_states_runs_the_flipped_input_held(zero_output
     inputs = [x, *weights]
     for t in inputs:
         t.requires_grad_()
-    got = ops.right_padded_call(x, lengths, hx, weights, "lstm", True, True, zero_output, zero_states=True)
+    got = ops.right_padded_call(x, mask, lengths, hx, weights, "lstm", True, True, zero_output, zero_states=True)
     want = ops._masked_steps(x, mask, hx, weights, "lstm", True, True, zero_output)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)

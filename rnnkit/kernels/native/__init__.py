@@ -37,6 +37,8 @@ from typing import Any
 
 import torch
 
+from rnnkit.kernels.derived import kept
+
 SOURCE = Path(__file__).with_name("rnn.cpp")
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
@@ -232,25 +234,9 @@ def _transposed(w: torch.Tensor) -> torch.Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
-_INFERENCE_T: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}  # id -> (w, its version, w.t())
-
-
 def _transposed_for_inference(w: torch.Tensor) -> torch.Tensor:
-    """:func:`_transposed`, kept while ``w`` is the same unchanged tensor (the converted inference
-    weights of a cell are: ``rnnkit.kernels.spec.cell_to_torch``); the 64 newest are kept."""
-    if w.is_inference():  # made under torch.inference_mode: no version counter to trust, no cache
-        return _transposed(w)
-    hit = _INFERENCE_T.get(id(w))
-    if hit is not None and hit[0] is w and hit[1] == w._version:
-        return hit[2]
-    t = _transposed(w)
-    if len(_INFERENCE_T) >= 64:
-        try:  # the oldest entry (another thread may be changing the dict meanwhile)
-            _INFERENCE_T.pop(next(iter(_INFERENCE_T)), None)
-        except (RuntimeError, StopIteration):
-            pass
-    _INFERENCE_T[id(w)] = (w, w._version, t)
-    return t
+    """:func:`_transposed`, kept while ``w`` is the same unchanged tensor (:mod:`rnnkit.kernels.derived`)."""
+    return kept("transposed", w, _transposed)
 
 
 @functools.cache
