@@ -326,7 +326,7 @@ class RNN(StateBuffers, Layer):
         loops = self.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
         compiled = loops.get(device_type)
         if compiled is None:
-            options = {"cpp_wrapper": True} if device_type == "cpu" else None
+            options: dict[str, Any] | None = {"cpp_wrapper": True} if device_type == "cpu" else None
             compiled = loops[device_type] = torch.compile(self.loop, dynamic=False, options=options)
         return compiled
 
