@@ -17,6 +17,8 @@ _TABLE = [  # (README row label, case, cell, peer)
     ("LSTM vs a `torch.nn.LSTMCell` loop", "vs LSTMCell loop", "lstm", "LSTMCell loop"),
     ("custom cell `RNN` vs Keras 3 on torch (training)", "custom cell", "minimal", "keras-torch"),
     ("custom cell `RNN` vs Keras 3 on jax (training)", "custom cell", "minimal", "keras-jax"),
+    ("custom cell `RNN(compile=True)` vs its plain loop (training)", "compile=True", "minimal", "plain loop"),
+    ("custom cell `RNN(compile=True)` vs Keras 3 on jax (training)", "compile=True", "minimal", "keras-jax"),
 ]
 _NAMES = {"lstm": "LSTM", "gru": "GRU", "simple": "SimpleRNN"}
 
