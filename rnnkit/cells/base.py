@@ -219,7 +219,16 @@ class BuiltinCell(GatedCell):
     ``implementation`` switch of the dropout masks, matrix-product
     projections (``project_inputs``, ``recurrent_matmul``) and the
     ``(units,)``-sized states; see the module docstring.
+
+    ``torch_layout`` (a class fact): the 2-D ``kernel`` and ``recurrent_kernel``
+    keep Keras's shapes ``(D, G*U)`` / ``(U, G*U)`` but are stored as the
+    transposes of contiguous ``(G*U, D)`` / ``(G*U, U)`` tensors, torch's
+    layout: a cell that runs on torch's kernel (LSTM on oneDNN or cuDNN) then
+    hands its weights over, and gets their gradients back, without a
+    transposed copy either way (2-4% of an LSTM training step).
     """
+
+    torch_layout = False
 
     def __init__(self, units: int, implementation: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -248,6 +257,9 @@ class BuiltinCell(GatedCell):
         self.input_dim = int(input_dim)
         g = self.n_gates * self.units
         self._add_weights((self.input_dim, g), (self.units, g))
+        if self.torch_layout:
+            for w in (self.kernel, self.recurrent_kernel):
+                w.data = w.data.t().contiguous().t()
         self.built = True
 
     def _bias_shape(self) -> tuple:

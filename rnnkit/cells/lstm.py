@@ -83,6 +83,7 @@ class LSTMCell(BuiltinCell):
     """
 
     n_gates = 4
+    torch_layout = True  # (oneDNN / cuDNN read kernel.T and recurrent_kernel.T without a copy)
 
     def __init__(
         self,
