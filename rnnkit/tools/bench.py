@@ -301,9 +301,9 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                     name = "custom cell" if case["cell"] == "minimal" else name
                     add(name, case["cell"], case["shape"], "infer" if mode == "stream" else mode, ours_cache[key],
                         "keras-jax", jax_time / case.get("calls", 1))
-                compiled = ours_cache.get(("minimal compiled", tuple(case["shape"]), mode))
-                if jax_time and case["cell"] == "minimal" and compiled:
-                    add("compile=True", "minimal", case["shape"], mode, compiled, "keras-jax", jax_time)
+                compiled_time = ours_cache.get(("minimal compiled", tuple(case["shape"]), mode))
+                if jax_time and case["cell"] == "minimal" and compiled_time:
+                    add("compile=True", "minimal", case["shape"], mode, compiled_time, "keras-jax", jax_time)
     if extras and "lstm" in cells:
         peak = matmul_peak_gflops()
         for shape in shapes:
