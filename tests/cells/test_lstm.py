@@ -180,3 +180,27 @@ def test_gradcheck(mask_name, go_backwards, use_fused):
     if mask is not None:
         assert float(gx[~mask].abs().max()) == 0.0
     assert float(gx.abs().max()) > 1e-3 and float(gc0.abs().max()) > 1e-3
+
+
+def test_weights_keep_keras_shapes_in_torch_layout_through_copies_and_training():
+    """kernel (D, 4U) / recurrent_kernel (U, 4U) as Keras, stored as transposes of contiguous tensors
+    (what torch's LSTM kernel reads): kept by .double(), deepcopy, pickling and load_state_dict; the
+    gradients arrive in the same layout; get_weights gives Keras's arrays."""
+    import copy
+    import pickle
+
+    layer = rnnkit.LSTM(3)
+    layer.build((2, 4, 5))
+    cell = layer.cell
+    assert tuple(cell.kernel.shape) == (5, 12) and tuple(cell.recurrent_kernel.shape) == (3, 12)
+    for clone in (layer, copy.deepcopy(layer), pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer).double()):
+        for w in (clone.cell.kernel, clone.cell.recurrent_kernel):
+            assert w.t().is_contiguous() and not w.is_contiguous()
+    fresh = rnnkit.LSTM(3)
+    fresh.build((2, 4, 5))
+    fresh.load_state_dict(layer.state_dict())
+    assert fresh.cell.kernel.t().is_contiguous()
+    layer(torch.randn(2, 4, 5)).sum().backward()
+    assert cell.kernel.grad.stride() == cell.kernel.stride()
+    kernel = layer.get_weights()[0]
+    assert kernel.shape == (5, 12) and np.array_equal(kernel, cell.kernel.detach().numpy())
