@@ -70,7 +70,7 @@ def case(mode: str, shape: tuple, train: bool) -> str:
         native.BLAS_ABOVE = -1 if blas else 1 << 62
         ratios.append(timed(lambda x, w: native.native_call(x, None, hx, w, mode, True, False, False)) / torch_ms)
     native.BLAS_ABOVE = 1 << 62
-    masked_torch = timed(lambda x, w: right_padded_call(x, lengths, hx, w, mode, True, False, False)) / torch_ms
+    masked_torch = timed(lambda x, w: right_padded_call(x, mask, lengths, hx, w, mode, True, False, False)) / torch_ms
     masked_native = timed(lambda x, w: native.native_call(x, mask, hx, w, mode, True, False, False)) / torch_ms
     return (f"{'train' if train else 'infer'} torch {torch_ms:.2f} ms, native loop {ratios[0]:.2f} blas "
             f"{ratios[1]:.2f}, masked: torch {masked_torch:.2f} native {masked_native:.2f}")

@@ -100,6 +100,33 @@ def test_inference_op_equals_the_training_path_to_the_bit(mode, mask_kind, go_ba
         torch.testing.assert_close(a.double(), w, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("mode", list(GATES))
+@pytest.mark.parametrize("mask_kind", MASKS)
+def test_rows_split_among_threads_give_the_one_thread_numbers(mode, mask_kind):
+    """Each thread runs the whole time loop for its block of rows: outputs, states and every gradient are
+    the single thread's to the bit, with an even (2 threads) and an uneven (3 threads: 4+4+2 rows) split."""
+    x, weights, hx, gen = _case(mode, batch=10, steps=40, features=6, units=32, dtype=torch.float32)
+    mask = _mask(mask_kind, 4, 40, gen)
+    mask = None if mask is None else mask.repeat(3, 1)[:10]
+    inputs = [x, *weights, *hx]
+    for t in inputs:
+        t.requires_grad_()
+    probes = None
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            got = native.native_call(x, mask, hx, weights, mode, True, False, mask_kind == "holes")
+            probes = probes or [torch.randn(t.shape, generator=gen) for t in got]
+            results.append([t.detach() for t in got] + list(torch.autograd.grad(got, inputs, probes)))
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("name", ["GRU", "SimpleRNN", "LSTM"])
 def test_stateful_streaming_one_step_per_call_equals_one_call(name):
     """Online inference: a stateful layer fed one step per call gives the outputs and states of the whole

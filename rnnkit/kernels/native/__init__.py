@@ -18,7 +18,8 @@ the recurrent product is a register-blocked loop (GCC/Clang vector extensions,
 no dispatch per step: what batch-1 sequences pay in torch's kernels) and one
 BLAS call for very big ones (:func:`use_blas`); activations are vectorized
 polynomials in float32 (within 2e-7 of float64 math) and libm in float64;
-rows run in parallel chunks when a step has enough work. Gradients: a
+each thread runs the whole time loop for its block of rows (a row's recurrence
+never reads another; built with ``-fopenmp``). Gradients: a
 hand-written backward through time (``backward`` op); with
 ``create_graph=True`` (higher-order gradients) the backward recomputes on
 torch's step-by-step equations instead, whose gradients are differentiable.
@@ -74,7 +75,8 @@ def _build() -> str | None:
         return f"no C++ compiler ({compiler!r} not found) to build it"
     try:
         cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}", sources=[str(SOURCE)],
-                           extra_cflags=["-O3", "-march=native"], is_python_module=False, verbose=False)
+                           extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                           is_python_module=False, verbose=False)
     except Exception as err:  # a failed build leaves torch's kernels in charge, with the reason
         first = str(err).strip().splitlines()
         return f"building it failed: {first[0] if first else type(err).__name__}"

@@ -27,8 +27,11 @@
 // and act is empty. `project` makes the input projection xp from x (B, T, D),
 // W_ih^T (D, G*U) and b_ih; `infer` (inference, nothing saved) runs `project`
 // and the forward in one call and returns [out, h_T] (LSTM: [out, h_T, c_T]):
-// training and inference project with the same arithmetic. Rows run in parallel chunks
-// (at::parallel_for) when a step has enough work.
+// training and inference project with the same arithmetic. A row's recurrence
+// never reads another row: the threads (at::parallel_for, OpenMP: built with
+// -fopenmp, else the pragma is ignored and it runs serially) each run the whole
+// time loop for a block of rows; with one BLAS call per step, rows run in
+// parallel chunks within each step.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -195,8 +198,20 @@ void gemm_rows(const T* a, int64_t lda, int64_t rows, int64_t K, const T* w, int
   }
 }
 
-// Rows per parallel chunk: enough recurrent work (about 2^18 multiply-adds) to pay for a thread handoff.
+// Rows per parallel chunk of one step (BLAS mode): enough work (about 2^18 multiply-adds) to pay for a handoff.
 inline int64_t row_grain(int64_t U, int64_t N) { return std::max<int64_t>(4, (int64_t(1) << 18) / std::max<int64_t>(1, U * N)); }
+
+// fn(b0, b1) over the rows [0, B) in blocks of 4 (the register-blocked product's height), split among the
+// threads when the call has at least 2^18 multiply-adds (`work_per_row` each). A row's recurrence never
+// reads another row, so a thread runs the whole time loop for its rows: one handoff per call, none per step.
+template <typename F>
+void over_rows(int64_t B, int64_t work_per_row, const F& fn) {
+  const int64_t blocks = (B + 3) / 4;
+  if (blocks > 1 && B * work_per_row >= (int64_t(1) << 18))
+    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) { fn(k0 * 4, std::min(B, k1 * 4)); });
+  else
+    fn(0, B);
+}
 
 template <typename T>
 void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tensor& bhh, const at::Tensor& mask,
@@ -218,17 +233,12 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
   std::vector<T> zeros(N, T(0));
   const int64_t grain = row_grain(U, N);
   const int64_t slots = H.size(0);  // T+1 (the history the backward reads) or 2 (inference: alternating)
-  for (int64_t s = 0; s < T_; ++s) {
+  // rows [b0, b1) through step s (their recurrent product too, unless one BLAS call made it for all rows)
+  auto step_rows = [&](int64_t s, int64_t b0, int64_t b1, T* tmp) {
     const int64_t t = go_backwards ? T_ - 1 - s : s;
     const int64_t cur = s % slots, nxt = (s + 1) % slots;
     const T* h = hs + cur * B * U;
     T* hn = hs + nxt * B * U;
-    if (blas) {
-      at::Tensor hv = H.select(0, cur);
-      if (bias) at::addmm_out(rec_t, bias_row, hv, whh_t); else at::mm_out(rec_t, hv, whh_t);
-    }
-    auto rows = [&](int64_t b0, int64_t b1) {
-    std::vector<T> tmp(U);
     if (!blas) gemm_rows(h + b0 * U, U, b1 - b0, U, w, N, rec + b0 * N, N, bias ? bias : zeros.data());
     for (int64_t b = b0; b < b1; ++b) {
       const T* hb = h + b * U;
@@ -262,7 +272,7 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
       } else if (mode == kGRU) {  // r: rec (r z parts become the gates), tmp: n
         add_(r, xb, 2 * U);
         sigmoid_(r, 2 * U);
-        T* n = tmp.data();
+        T* n = tmp;
         for (int64_t j = 0; j < U; ++j) n[j] = xb[2 * U + j] + r[j] * r[2 * U + j];
         tanh_(n, U);
         for (int64_t j = 0; j < U; ++j) hnb[j] = n[j] + r[U + j] * (hb[j] - n[j]);
@@ -279,8 +289,22 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
       }
       std::memcpy(ob, hnb, sizeof(T) * U);
     }
-    };
-    if (B > grain) at::parallel_for(0, B, grain, rows); else rows(0, B);
+  };
+  if (blas) {
+    for (int64_t s = 0; s < T_; ++s) {
+      at::Tensor hv = H.select(0, s % slots);
+      if (bias) at::addmm_out(rec_t, bias_row, hv, whh_t); else at::mm_out(rec_t, hv, whh_t);
+      auto rows = [&](int64_t b0, int64_t b1) {
+        std::vector<T> tmp(U);
+        step_rows(s, b0, b1, tmp.data());
+      };
+      if (B > grain) at::parallel_for(0, B, grain, rows); else rows(0, B);
+    }
+  } else {
+    over_rows(B, T_ * U * N, [&](int64_t b0, int64_t b1) {
+      std::vector<T> tmp(U);
+      for (int64_t s = 0; s < T_; ++s) step_rows(s, b0, b1, tmp.data());
+    });
   }
 }
 
@@ -392,10 +416,9 @@ void backward_impl(const at::Tensor& grad_out, const at::Tensor& H, const at::Te
   T* dz = dZ.data_ptr<T>();
   std::vector<T> dprev(B * U, T(0));
   const int64_t grain = row_grain(U, N);
-  for (int64_t s = T_ - 1; s >= 0; --s) {
+  // rows [b0, b1) back through step s (their dh += dz W_hh too, unless one BLAS call makes it for all rows)
+  auto step_rows = [&](int64_t s, int64_t b0, int64_t b1, T* g) {
     const int64_t t = go_backwards ? T_ - 1 - s : s;
-    auto rows = [&](int64_t b0, int64_t b1) {
-    std::vector<T> g(U);
     for (int64_t b = b0; b < b1; ++b) {
       T* dpb = dprev.data() + b * U;
       const T* gob = go + (b * T_ + s) * U;
@@ -403,7 +426,7 @@ void backward_impl(const at::Tensor& grad_out, const at::Tensor& H, const at::Te
       T* dhb = dhp + b * U;
       T* dzb = dz + (s * B + b) * N;
       if (m && !m[b * T_ + t]) {  // masked: states pass through; the output was the previous one (or zero)
-        if (zero_output) std::memset(dpb, 0, sizeof(T) * U); else std::memcpy(dpb, g.data(), sizeof(T) * U);
+        if (zero_output) std::memset(dpb, 0, sizeof(T) * U); else std::memcpy(dpb, g, sizeof(T) * U);
         continue;  // dZ and dxp rows stay zero
       }
       std::memset(dpb, 0, sizeof(T) * U);
@@ -450,9 +473,21 @@ void backward_impl(const at::Tensor& grad_out, const at::Tensor& H, const at::Te
     }
     // dh += dz W_hh for these rows (masked rows: dz is zero)
     if (!blas) gemm_rows(dz + (s * B + b0) * N, N, b1 - b0, N, w, U, dhp + b0 * U, U, static_cast<const T*>(nullptr));
-    };
-    if (B > grain) at::parallel_for(0, B, grain, rows); else rows(0, B);
-    if (blas) dh.addmm_(dZ.select(0, s), whh);
+  };
+  if (blas) {
+    for (int64_t s = T_ - 1; s >= 0; --s) {
+      auto rows = [&](int64_t b0, int64_t b1) {
+        std::vector<T> g(U);
+        step_rows(s, b0, b1, g.data());
+      };
+      if (B > grain) at::parallel_for(0, B, grain, rows); else rows(0, B);
+      dh.addmm_(dZ.select(0, s), whh);
+    }
+  } else {
+    over_rows(B, T_ * U * N, [&](int64_t b0, int64_t b1) {
+      std::vector<T> g(U);
+      for (int64_t s = T_ - 1; s >= 0; --s) step_rows(s, b0, b1, g.data());
+    });
   }
 }
 
