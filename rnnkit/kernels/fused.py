@@ -19,7 +19,7 @@ right-padded (each row ``True...True False...False``):
 
 Eagerly on the CPU, rnnkit's native kernel (:mod:`rnnkit.kernels.native`) runs
 the calls it measured faster on (:func:`rnnkit.kernels.native.preferred`: GRU
-and SimpleRNN always, LSTM at small batch x units) and every mask with holes
+and SimpleRNN always, LSTM up to 64 units at small batch x units) and every mask with holes
 (instead of the hoisted loop), when it can be built (:func:`native_chosen`).
 """
 

@@ -270,6 +270,9 @@ def test_the_choice_follows_the_documented_rule(native_calls, monkeypatch):
         small = rnnkit.LSTM(64)
         small(torch.randn(8, 3, 3))  # 512: native
         assert native_calls[-1] == "lstm" and len(native_calls) == 3
+        wide = rnnkit.LSTM(128)  # above 64 units: torch's kernel, even at batch 1
+        assert rnnkit.explain(wide, x).detail == "torch.lstm"
+        assert rnnkit.explain(rnnkit.LSTM(64), torch.randn(4, 3, 3)).detail == "native kernel"
         monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
         assert rnnkit.explain(small, torch.randn(8, 3, 3)).detail == "torch.lstm"  # one thread: up to 64
         assert rnnkit.explain(small, x).detail == "native kernel"

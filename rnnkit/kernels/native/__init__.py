@@ -96,11 +96,13 @@ def unavailable() -> str | None:
 
 
 # Where the native kernel measured faster than torch's kernels (benchmarks/bench_native.py, 2-core x86-64
-# with AVX-512, 1 and 2 threads): GRU and SimpleRNN at every benchmark shape (0.1-0.9x of torch's time);
-# LSTM only for small batches (torch's oneDNN LSTM is faster above: 1.4-3x), up to this many batch*units
-# with one thread (torch's kernel at batch 1 runs about as fast) and more with several (its thread
-# handoffs per step cost more than the step).
+# with AVX-512, 1 and 2 threads): GRU and SimpleRNN at every shape measured (0.02-0.85x of torch's time,
+# batch 1-128, units 64-512); LSTM only for small batches of up to 64 units (torch's oneDNN LSTM is faster
+# above: 1.1-2x at batch 16-128, and 1.1-4x from 128 units even at batch 1-4, where the loop streams the
+# recurrent weights at every step): up to this many batch*units with one thread (torch's kernel at batch 1
+# runs about as fast) and more with several (its thread handoffs per step cost more than the step).
 LSTM_UP_TO = {1: 64, 2: 512}
+LSTM_UNITS_UP_TO = 64
 
 
 def preferred(mode: str, batch: int, units: int) -> bool:
@@ -112,7 +114,7 @@ def preferred(mode: str, batch: int, units: int) -> bool:
     """
     if mode != "lstm":
         return True
-    return batch * units <= LSTM_UP_TO[min(torch.get_num_threads(), 2)]
+    return units <= LSTM_UNITS_UP_TO and batch * units <= LSTM_UP_TO[min(torch.get_num_threads(), 2)]
 
 
 def blocker(x: torch.Tensor, weights: list[torch.Tensor]) -> str | None:
