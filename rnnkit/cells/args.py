@@ -77,7 +77,8 @@ ARGS: dict[str, str] = {
     "use_fused": "``\"auto\"``: the fused kernel where the configuration allows it; ``True``: required (an error "
                  "otherwise); ``False``: the generic loop. ``rnnkit.explain`` says which path a call takes.",
     "use_cudnn": "Keras's name for ``use_fused``; any value but ``\"auto\"`` (or ``None``) overrides it.",
-    "compile": "Run the loop through ``torch.compile`` (compiled on first use, per sequence length).",
+    "compile": "Run the loop through ``torch.compile`` (compiled on first use, per length of at most 32 steps: "
+               "longer sequences run in chunks; see ``rnnkit.layers.compiled_loop``).",
     # ----------------------------------------------------------------- Layer
     "name": "The layer's name (default: the snake-cased class name, numbered); its cell is ``<name>_cell``.",
     "dtype": "Dtype of the weights and the computation: a name (``\"float32\"``, the default) or a "

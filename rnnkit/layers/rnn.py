@@ -24,6 +24,7 @@ arguments, as Keras's ``RNN.inner_loop`` does.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -48,6 +49,7 @@ from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import spec_for
+from rnnkit.layers.compiled_loop import run_compiled
 from rnnkit.layers.prepared import PreparedCall, plain_call
 from rnnkit.layers.state_buffers import StateBuffers
 
@@ -284,8 +286,8 @@ class RNN(StateBuffers, Layer):
                 result = self.run_fused(call.inputs, call.states, call.mask, call.training, call.zero_states)
                 if result is not None:
                     return result  # else: a mask with holes, eagerly: the hoisted loop below
-            loop = self._compiled(call.inputs.device.type) if self.compile_loop else self.loop
             hoisted = plan.path in (HOISTED, FUSED)
+            loop = partial(run_compiled, self) if self.compile_loop else self.loop
             return loop(hoisted, call.inputs, call.states, call.mask, call.training, call.constants)
         finally:
             reset_dropout(self.cell)
@@ -311,24 +313,6 @@ class RNN(StateBuffers, Layer):
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )
-
-    def _compiled(self, device_type: str):
-        """``torch.compile`` of :meth:`loop`, made on first use per device type (opt-in: ``compile=True``).
-
-        Dynamo traces the Python loop for the sequence length it sees (one
-        compilation per length, batch size and flag combination), so the first
-        call pays the compile time. On the CPU the compiled code's wrapper is
-        C++ as well (inductor's ``cpp_wrapper``): the unrolled steps' kernel and
-        matrix-product calls then cost no Python each, about 20-30% faster
-        training than with the Python wrapper, for 1.5-4x the compile time; see
-        ``benchmarks/`` for what it buys.
-        """
-        loops = self.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
-        compiled = loops.get(device_type)
-        if compiled is None:
-            options: dict[str, Any] | None = {"cpp_wrapper": True} if device_type == "cpu" else None
-            compiled = loops[device_type] = torch.compile(self.loop, dynamic=False, options=options)
-        return compiled
 
     def hoisted_step(self, training: bool):
         """Step over pre-projected inputs: only the cell's recurrent part."""

@@ -1,0 +1,105 @@
+"""``compile=True`` (``rnnkit.layers.compiled_loop``): the compiled loop in chunks gives the one loop's numbers.
+
+The chunking is checked with ``torch.compile`` replaced by the function itself (what is compiled is the
+layer's own loop, so the chunks' arithmetic is the loop's): outputs and states equal the plain layer's
+exactly and gradients to rounding (the chunks add some of them in another order), for every mask kind,
+direction and return convention. One test compiles for real.
+"""
+
+import itertools
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.layers import compiled_loop
+
+
+class RecurrentCell(rnnkit.Layer):
+    """``h_t = tanh(x_t W + h_{t-1} R)``: a custom cell (the generic loop)."""
+
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((input_shape[-1], self.units), "glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, self.units), "orthogonal", name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
+def _mask(kind, batch=4, steps=11):
+    gen = torch.Generator().manual_seed(1)
+    if kind == "none":
+        return None
+    if kind == "right":
+        return torch.arange(steps) < torch.tensor([steps, 5, 1, 8])[:, None]
+    mask = torch.rand(batch, steps, generator=gen) > 0.5
+    mask[0, :7] = False  # a row whose first chunks are all masked
+    if kind == "fully_masked_row":
+        mask[1] = False
+    return mask
+
+
+def _pair(**config):
+    torch.manual_seed(0)
+    plain = rnnkit.RNN(RecurrentCell(), **config)
+    compiled = rnnkit.RNN(RecurrentCell(), compile=True, **config)
+    plain.build((4, 11, 2))
+    compiled.build((4, 11, 2))
+    compiled.load_state_dict(plain.state_dict())
+    return plain, compiled
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "right", "holes", "fully_masked_row"])
+@pytest.mark.parametrize("go_backwards,return_sequences,zero_output",
+                         list(itertools.product([False, True], [False, True], [False, True])))
+def test_chunks_give_the_one_loop_exactly(monkeypatch, mask_kind, go_backwards, return_sequences, zero_output):
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    monkeypatch.setattr(compiled_loop, "CHUNK", 3)  # 11 steps: chunks of 3, 3, 3, 2
+    plain, compiled = _pair(go_backwards=go_backwards, return_sequences=return_sequences, return_state=True,
+                            zero_output_for_mask=zero_output)
+    real_loop = compiled.loop
+    monkeypatch.setattr(compiled, "loop", lambda *a: calls.append(a[1].shape[1]) or real_loop(*a))
+    x = torch.randn(4, 11, 2, dtype=torch.float32)
+    mask = _mask(mask_kind)
+    results = []
+    for layer in (plain, compiled):
+        xg = x.clone().requires_grad_()
+        out, state = layer(xg, mask=mask)
+        probes = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)), torch.ones_like(state)
+        grads = torch.autograd.grad([out, state], [xg, *layer.parameters()], probes)
+        results.append([out, state, *grads])
+    assert calls == ([2, 3, 3, 3] if go_backwards else [3, 3, 3, 2])  # processing order
+    for i, (a, b) in enumerate(zip(*results)):  # outputs and states to the bit; gradients summed in another order
+        torch.testing.assert_close(b, a, rtol=0 if i < 2 else 1e-5, atol=0 if i < 2 else 1e-6)
+
+
+def test_short_sequences_run_in_one_compiled_call(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: seen.append(kwargs) or fn)
+    _, layer = _pair(return_sequences=True)
+    layer(torch.randn(4, compiled_loop.CHUNK, 2))
+    assert len(seen) == 1 and seen[0]["dynamic"] is False
+    assert seen[0]["options"] == {"cpp_wrapper": True}  # on the CPU the wrapper is C++ too
+
+
+def test_compiled_chunks_for_real_equal_the_plain_loop(monkeypatch):
+    """torch.compile itself (inductor, C++ wrapper) over chunks of 2 steps: 3 steps compile twice."""
+    monkeypatch.setattr(compiled_loop, "CHUNK", 2)
+    plain, compiled = _pair(return_sequences=True)
+    x = torch.randn(4, 3, 2)
+    mask = torch.tensor([[True, True, True], [True, False, False], [False, True, True], [False, False, True]])
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    outs = [plain(xs[0], mask=mask), compiled(xs[1], mask=mask)]
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    for o in outs:
+        (o * o).sum().backward()
+    torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=1e-5, atol=1e-6)
+    for a, b in zip(plain.parameters(), compiled.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6)
