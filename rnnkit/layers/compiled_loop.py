@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from rnnkit.core.tree import flatten, pack_as
+
 CHUNK = 32  # steps per compiled graph
 
 
@@ -46,6 +48,8 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     starts = list(range(0, steps, CHUNK))
     if layer.go_backwards:  # processing order: the last chunk first, each one backwards
         starts.reverse()
+    if torch.is_grad_enabled():  # later chunks get states that require grad: the first too, so one graph serves
+        states = pack_as(states, [s if s.requires_grad else s.detach().requires_grad_() for s in flatten(states)])
     outputs: list[torch.Tensor] = []
     last = None
     for start in starts:
