@@ -282,7 +282,7 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
                 ours_cache[("minimal", tuple(shape), "train")] = ours
                 jax_cases.append({"cell": "minimal", "shape": list(shape), "mode": "train"})
-        for shape in [s for s in shapes if s[1] <= 100]:  # (the loop is unrolled: 1000 steps compile for long)
+        for shape in shapes:
             compiled, plain, compile_s = compiled_loop_times(shape)
             add("compile=True", "minimal", shape, "train", compiled, "plain loop", plain)
             ours_cache[("minimal compiled", tuple(shape), "train")] = compiled
