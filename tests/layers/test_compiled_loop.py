@@ -13,23 +13,7 @@ import torch
 
 import rnnkit
 from rnnkit.layers import compiled_loop
-
-
-class RecurrentCell(rnnkit.Layer):
-    """``h_t = tanh(x_t W + h_{t-1} R)``: a custom cell (the generic loop)."""
-
-    def __init__(self, units=3, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], self.units), "glorot_uniform", name="kernel")
-        self.recurrent_kernel = self.add_weight((self.units, self.units), "orthogonal", name="recurrent_kernel")
-
-    def call(self, inputs, states):
-        h = torch.tanh(inputs @ self.kernel + states[0] @ self.recurrent_kernel)
-        return h, [h]
+from rnnkit.tools.bench_custom import MinimalTanhCell  # h_t = tanh(x_t W + h_{t-1} R): a custom cell
 
 
 def _mask(kind, batch=4, steps=11):
@@ -47,8 +31,8 @@ def _mask(kind, batch=4, steps=11):
 
 def _pair(**config):
     torch.manual_seed(0)
-    plain = rnnkit.RNN(RecurrentCell(), **config)
-    compiled = rnnkit.RNN(RecurrentCell(), compile=True, **config)
+    plain = rnnkit.RNN(MinimalTanhCell(3), **config)
+    compiled = rnnkit.RNN(MinimalTanhCell(3), compile=True, **config)
     plain.build((4, 11, 2))
     compiled.build((4, 11, 2))
     compiled.load_state_dict(plain.state_dict())
