@@ -48,7 +48,8 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     starts = list(range(0, steps, CHUNK))
     if layer.go_backwards:  # processing order: the last chunk first, each one backwards
         starts.reverse()
-    if torch.is_grad_enabled():  # later chunks get states that require grad: the first too, so one graph serves
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in layer.parameters())):
+        # later chunks get states that require grad: the first chunk's too, so that one graph serves them all
         states = pack_as(states, [s if s.requires_grad else s.detach().requires_grad_() for s in flatten(states)])
     outputs: list[torch.Tensor] = []
     last = None
