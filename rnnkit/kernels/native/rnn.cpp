@@ -425,12 +425,14 @@ void backward_impl(const at::Tensor& grad_out, const at::Tensor& H, const at::Te
       for (int64_t j = 0; j < U; ++j) g[j] = gob[j] + dpb[j];
       T* dhb = dhp + b * U;
       T* dzb = dz + (s * B + b) * N;
+      T* dxb = dx + (b * T_ + t) * N;
       if (m && !m[b * T_ + t]) {  // masked: states pass through; the output was the previous one (or zero)
         if (zero_output) std::memset(dpb, 0, sizeof(T) * U); else std::memcpy(dpb, g, sizeof(T) * U);
-        continue;  // dZ and dxp rows stay zero
+        std::memset(dzb, 0, sizeof(T) * N);  // no gate gradients at this step
+        std::memset(dxb, 0, sizeof(T) * N);
+        continue;
       }
       std::memset(dpb, 0, sizeof(T) * U);
-      T* dxb = dx + (b * T_ + t) * N;
       const T* ab = a + (s * B + b) * K;
       if (mode == kLSTM) {
         const T* cprev = cs + (s * B + b) * U;
@@ -506,8 +508,8 @@ std::vector<at::Tensor> rnn_backward(const at::Tensor& grad_out, const at::Tenso
   at::Tensor dh = grad_hT.contiguous().clone();
   at::Tensor dc = mode == kLSTM ? (grad_cT.has_value() ? grad_cT->contiguous().clone() : at::zeros({B, U}, opts))
                                 : at::empty({0}, opts);
-  at::Tensor dxp = at::zeros({B, T_, N}, opts);
-  at::Tensor dZ = at::zeros({T_, B, N}, opts);
+  at::Tensor dxp = at::empty({B, T_, N}, opts);  // (every row is written: masked steps' rows with zeros)
+  at::Tensor dZ = at::empty({T_, B, N}, opts);
   at::Tensor mk = mask.has_value() ? mask->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(go.scalar_type(), "rnnkit_native_backward", [&] {
     backward_impl<scalar_t>(go, H, C, act, w, mk, mode, go_backwards, zero_output, blas, dh, dc, dxp, dZ);
