@@ -302,6 +302,27 @@ def test_without_the_native_kernel_the_torch_paths_run_and_explain_says_why(monk
     assert "a hoisted step loop (native kernel unavailable" in rnnkit.explain(layer, x, mask=holes).detail
 
 
+def test_a_compiler_without_openmp_builds_the_serial_kernel_and_a_failed_build_says_why(monkeypatch):
+    from torch.utils import cpp_extension
+
+    calls = []
+
+    def fake_load(**kwargs):
+        calls.append(kwargs["extra_cflags"])
+        if "-fopenmp" in kwargs["extra_cflags"] or fail_always:
+            raise RuntimeError("c++: error: unsupported option '-fopenmp'\nmore lines")
+
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: True)
+    monkeypatch.setattr(native.shutil, "which", lambda name: "/usr/bin/c++")
+    monkeypatch.delenv("RNNKIT_NATIVE", raising=False)
+    fail_always = False
+    assert native._build() is None
+    assert calls == [["-O3", "-march=native", "-fopenmp"], ["-O3", "-march=native"]]
+    fail_always = True
+    assert native._build() == "building it failed: c++: error: unsupported option '-fopenmp'"
+
+
 def test_rnnkit_native_0_turns_it_off():
     code = "from rnnkit.kernels import native; print(native.unavailable())"
     env = dict(os.environ, RNNKIT_NATIVE="0")

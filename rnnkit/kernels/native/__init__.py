@@ -73,14 +73,19 @@ def _build() -> str | None:
     compiler = os.environ.get("CXX", "c++")
     if shutil.which(compiler) is None:
         return f"no C++ compiler ({compiler!r} not found) to build it"
-    try:
-        cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}", sources=[str(SOURCE)],
-                           extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
-                           is_python_module=False, verbose=False)
-    except Exception as err:  # a failed build leaves torch's kernels in charge, with the reason
-        first = str(err).strip().splitlines()
-        return f"building it failed: {first[0] if first else type(err).__name__}"
-    return None
+    failed: list[Exception] = []
+    # with OpenMP the rows run on every thread (at::parallel_for's pragma); a compiler without it builds the
+    # same kernel on one thread
+    for openmp in (["-fopenmp"], []):
+        try:
+            cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}", sources=[str(SOURCE)],
+                               extra_cflags=["-O3", "-march=native", *openmp], extra_ldflags=openmp,
+                               is_python_module=False, verbose=False)
+            return None
+        except Exception as err:  # a failed build leaves torch's kernels in charge, with the reason
+            failed.append(err)
+    first = str(failed[0]).strip().splitlines()
+    return f"building it failed: {first[0] if first else type(failed[0]).__name__}"
 
 
 def unavailable() -> str | None:
