@@ -4,16 +4,19 @@
 
 The bare step is the demo's model (``rnnkit.tools.demo.CharModel``, default
 ``Hyper``) doing forward, cross-entropy, backward and an Adam step on one fixed
-batch, timed alone (median of ``--steps`` steps after warm-up). The demo is
+batch, timed alone (characters over the time of ``--steps`` steps after warm-up,
+the demo's own measure). The demo is
 ``rnnkit.tools.demo.run(steps=...)`` (no progress bar), whose
 ``chars_per_second`` counts the whole training loop (batch sampling, gradient
 clipping, learning-rate schedule, loss logging). Prints both in characters per
 second and the demo's share of the bare step's speed (the bare step is timed
-before and after the demo, and averaged: the machine may drift meanwhile).
+before and after the demo, and averaged: the machine may drift meanwhile). Each
+measurement runs in a process of its own.
 """
 
 import argparse
-import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -39,12 +42,27 @@ def bare_step_chars_per_second(cell: str, steps: int) -> float:
 
     for _ in range(10):
         step()
-    times = []
+    start = time.perf_counter()
     for _ in range(steps):
-        t0 = time.perf_counter()
         step()
-        times.append(time.perf_counter() - t0)
-    return hyper.batch_size * hyper.seq_len / statistics.median(times)
+    # throughput over the whole run, as the demo counts its own (a median would leave out the slow steps a
+    # busy machine makes, which the demo's count includes)
+    return hyper.batch_size * hyper.seq_len * steps / (time.perf_counter() - start)
+
+
+def demo_chars_per_second(cell: str, steps: int) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        return demo.run(steps=steps, out=out, cell=cell, progress=False, log=lambda _: None)["chars_per_second"]
+
+
+def in_fresh_process(what: str, cell: str, steps: int, threads: int) -> float:
+    """One measurement in its own process, as a user runs ``rnnkit demo``: nothing an earlier measurement
+    left behind (seen on a 2-vCPU machine: the LSTM demo at 68-72% of its bare step in four one-process runs,
+    73-92% with a process each; the same demo alone ran at 60-91k characters/s in three runs back to back)."""
+    command = [sys.executable, __file__, "--measure", what, "--cells", cell, "--steps", str(steps),
+               "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -52,16 +70,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--cells", default="lstm,gru")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--measure", choices=["bare", "demo"], help=argparse.SUPPRESS)  # (the child processes)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads: {args.threads}")
+    if args.measure:
+        measure = bare_step_chars_per_second if args.measure == "bare" else demo_chars_per_second
+        print(measure(args.cells, args.steps))
+        return
+    print(f"torch threads: {args.threads}; each measurement in its own process")
     for cell in args.cells.split(","):
-        before = bare_step_chars_per_second(cell, args.steps)
-        with tempfile.TemporaryDirectory() as out:
-            metrics = demo.run(steps=args.steps, out=out, cell=cell, progress=False, log=lambda _: None)
-        after = bare_step_chars_per_second(cell, args.steps)
+        before, ran, after = (in_fresh_process(what, cell, args.steps, args.threads)
+                              for what in ("bare", "demo", "bare"))
         bare = (before + after) / 2  # timed before and after the demo: a drifting machine weighs on both
-        ran = metrics["chars_per_second"]
         print(f"{cell}: demo {ran:,.0f} chars/s, bare step {bare:,.0f} chars/s (before {before:,.0f}, after "
               f"{after:,.0f}): demo at {ran / bare:.0%}")
 
