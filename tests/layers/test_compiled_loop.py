@@ -87,3 +87,23 @@ def test_compiled_chunks_for_real_equal_the_plain_loop(monkeypatch):
     torch.testing.assert_close(xs[1].grad, xs[0].grad, rtol=1e-5, atol=1e-6)
     for a, b in zip(plain.parameters(), compiled.parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_masks_are_drawn_once_per_sequence_across_chunks(monkeypatch):
+    """Keras draws a cell's dropout masks once per call: the chunks share them (the same draws as one loop)."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    monkeypatch.setattr(compiled_loop, "CHUNK", 4)
+    layers = []
+    for compile_loop in (False, True):
+        torch.manual_seed(0)
+        layer = rnnkit.SimpleRNN(3, dropout=0.5, recurrent_dropout=0.3, use_fused=False, compile=compile_loop,
+                                 return_sequences=True)
+        layer.build((2, 9, 2))
+        layers.append(layer)
+    layers[1].load_state_dict(layers[0].state_dict())
+    x = torch.randn(2, 9, 2)
+    outs = []
+    for layer in layers:
+        torch.manual_seed(5)
+        outs.append(layer(x, training=True))
+    assert torch.equal(outs[0], outs[1])
