@@ -40,7 +40,7 @@ import torch
 
 from rnnkit.kernels.derived import kept
 
-SOURCE = Path(__file__).with_name("rnn.cpp")
+SOURCE = Path(__file__).with_name("rnn.cpp")  # (it includes activations.h and gemm.h, next to it)
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 _STATUS: list[str | None] = []  # [why it is unavailable (None: loaded)], once per process
@@ -63,6 +63,15 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
+def _source_tag() -> str:
+    """A short tag of the kernel's source files: torch's build cache tracks ``rnn.cpp`` alone, not the
+    headers it includes, so a changed header means another extension name."""
+    digest = hashlib.sha1()
+    for path in sorted(SOURCE.parent.glob("*.[ch]*")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _build() -> str | None:
     if os.environ.get("RNNKIT_NATIVE", "1") == "0":
         return "RNNKIT_NATIVE=0 turns it off"
@@ -78,7 +87,7 @@ def _build() -> str | None:
     # same kernel on one thread
     for openmp in (["-fopenmp"], []):
         try:
-            cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}", sources=[str(SOURCE)],
+            cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}_{_source_tag()}", sources=[str(SOURCE)],
                                extra_cflags=["-O3", "-march=native", *openmp], extra_ldflags=openmp,
                                is_python_module=False, verbose=False)
             return None

@@ -32,6 +32,9 @@
 // -fopenmp, else the pragma is ignored and it runs serially) each run the whole
 // time loop for a block of rows; with one BLAS call per step, rows run in
 // parallel chunks within each step.
+//
+// Beside this file: activations.h (the gate activations, vectorized) and gemm.h
+// (the register-blocked product and the split of rows among threads).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -43,175 +46,16 @@
 #include <cstring>
 #include <vector>
 
+#include "activations.h"
+#include "gemm.h"
+
 namespace {
+
+using namespace rnnkit_native;
 
 constexpr int64_t kLSTM = 0, kGRU = 1, kTanh = 2, kRelu = 3;
 
 int64_t gates_of(int64_t mode) { return mode == kLSTM ? 4 : mode == kGRU ? 3 : 1; }
-
-// Activations over arrays, written so that the compiler vectorizes the loops. float uses a polynomial
-// exp (Cephes expf: within 2 ulp on [-87, 88]) and tanh (an odd polynomial below 0.625, through exp
-// above), the same code for one float and for a vector of eight; double calls libm.
-using v8f = float __attribute__((vector_size(32)));
-using v8i = int32_t __attribute__((vector_size(32)));
-
-// exp(x) = 2^n * p(r) with n = round(x / ln 2) (the 1.5 * 2^23 trick rounds) and r = x - n ln 2
-template <typename V>
-inline V exp_poly(V x, V& n) {
-  n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const V r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  return p * r * r + r + 1.0f;
-}
-
-// tanh(x) for |x| < 0.625
-template <typename V>
-inline V tanh_poly(V x) {
-  const V z = x * x;
-  return ((((z * -5.70498872745e-3f + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
-          3.33332819422e-1f) * z * x + x;
-}
-
-inline float exp_fast(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  float n;
-  const float p = exp_poly(x, n);
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-inline float sigmoid1(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
-inline double sigmoid1(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
-inline float tanh1(float x) {
-  return (x < 0.625f && x > -0.625f) ? tanh_poly(x) : 1.0f - 2.0f / (exp_fast(2.0f * x) + 1.0f);
-}
-inline double tanh1(double x) { return std::tanh(x); }
-
-inline v8f splat(float a) { return v8f{a, a, a, a, a, a, a, a}; }
-inline v8f load8(const float* p) { v8f v; std::memcpy(&v, p, sizeof(v)); return v; }
-inline void store8(float* p, v8f v) { std::memcpy(p, &v, sizeof(v)); }
-
-inline v8f exp8(v8f x) {
-  x = x < splat(-87.0f) ? splat(-87.0f) : x;
-  x = x > splat(88.0f) ? splat(88.0f) : x;
-  v8f n;
-  const v8f p = exp_poly(x, n);
-  const v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;
-  return p * reinterpret_cast<const v8f&>(bits);
-}
-
-inline v8f sigmoid8(v8f x) { return 1.0f / (1.0f + exp8(-x)); }
-
-inline v8f tanh8(v8f x) {
-  return (x < splat(0.625f)) & (x > splat(-0.625f)) ? tanh_poly(x) : 1.0f - 2.0f / (exp8(2.0f * x) + 1.0f);
-}
-
-template <typename T>
-inline void sigmoid_(T* v, int64_t n) { for (int64_t j = 0; j < n; ++j) v[j] = sigmoid1(v[j]); }
-template <typename T>
-inline void tanh_(T* v, int64_t n) { for (int64_t j = 0; j < n; ++j) v[j] = tanh1(v[j]); }
-template <>
-inline void sigmoid_(float* v, int64_t n) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) store8(v + j, sigmoid8(load8(v + j)));
-  for (; j < n; ++j) v[j] = sigmoid1(v[j]);
-}
-template <>
-inline void tanh_(float* v, int64_t n) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) store8(v + j, tanh8(load8(v + j)));
-  for (; j < n; ++j) v[j] = tanh1(v[j]);
-}
-template <typename T>
-inline void add_(T* v, const T* w, int64_t n) { for (int64_t j = 0; j < n; ++j) v[j] += w[j]; }
-
-// out[r, j] = init[r, j] + sum_k a[r, k] * w[k, j] for r < rows, j < N: the recurrent product without a
-// BLAS call. init is `bias` (one row for all) or, when bias is null, out itself (accumulate). w is (K, N)
-// row-major, row r of a starts at a + r * lda, of out at out + r * ldo. Blocks of R rows by CV vectors
-// of columns keep their sums in registers (GCC/Clang vector extensions: 64 bytes where -march=native
-// finds AVX-512, else 32); leftover columns run scalar.
-#ifdef __AVX512F__
-constexpr int kVectorBytes = 64;
-#else
-constexpr int kVectorBytes = 32;
-#endif
-
-template <typename T>
-struct Simd {
-  typedef T type __attribute__((vector_size(kVectorBytes)));
-  static constexpr int width = kVectorBytes / sizeof(T);
-  static type load(const T* p) { type v; std::memcpy(&v, p, sizeof(v)); return v; }
-  static void store(T* p, type v) { std::memcpy(p, &v, sizeof(v)); }
-};
-
-template <typename T, int R, int CV>
-inline void gemm_block(const T* a, int64_t lda, int64_t K, const T* w, int64_t N, T* out, int64_t ldo,
-                       const T* bias, int64_t j0) {
-  using S = Simd<T>;
-  constexpr int W = S::width;
-  typename S::type acc[R][CV];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < CV; ++c) acc[r][c] = S::load(bias ? bias + j0 + c * W : out + r * ldo + j0 + c * W);
-  for (int64_t k = 0; k < K; ++k) {
-    const T* wk = w + k * N + j0;
-    typename S::type wv[CV];
-    for (int c = 0; c < CV; ++c) wv[c] = S::load(wk + c * W);
-    for (int r = 0; r < R; ++r) {
-      const T ak = a[r * lda + k];
-      for (int c = 0; c < CV; ++c) acc[r][c] += ak * wv[c];
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < CV; ++c) S::store(out + r * ldo + j0 + c * W, acc[r][c]);
-}
-
-// All rows for the columns [j0, j0 + CV * width): blocks of 4 rows, then single rows. Column blocks are
-// the outer loop, so that one block of w (K x CV vectors) stays in L1 while every row block reads it.
-template <typename T, int CV>
-inline void gemm_columns(const T* a, int64_t lda, int64_t rows, int64_t K, const T* w, int64_t N, T* out,
-                         int64_t ldo, const T* bias, int64_t j0) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) gemm_block<T, 4, CV>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias, j0);
-  for (; r < rows; ++r) gemm_block<T, 1, CV>(a + r * lda, lda, K, w, N, out + r * ldo, ldo, bias, j0);
-}
-
-template <typename T>
-void gemm_rows(const T* a, int64_t lda, int64_t rows, int64_t K, const T* w, int64_t N, T* out, int64_t ldo,
-               const T* bias) {
-  constexpr int W = Simd<T>::width;
-  int64_t j0 = 0;
-  for (; j0 + 4 * W <= N; j0 += 4 * W) gemm_columns<T, 4>(a, lda, rows, K, w, N, out, ldo, bias, j0);
-  for (; j0 + W <= N; j0 += W) gemm_columns<T, 1>(a, lda, rows, K, w, N, out, ldo, bias, j0);
-  for (; j0 < N; ++j0) {  // leftover columns
-    for (int64_t r = 0; r < rows; ++r) {
-      T sum = bias ? bias[j0] : out[r * ldo + j0];
-      for (int64_t k = 0; k < K; ++k) sum += a[r * lda + k] * w[k * N + j0];
-      out[r * ldo + j0] = sum;
-    }
-  }
-}
-
-// Rows per parallel chunk of one step (BLAS mode): enough work (about 2^18 multiply-adds) to pay for a handoff.
-inline int64_t row_grain(int64_t U, int64_t N) { return std::max<int64_t>(4, (int64_t(1) << 18) / std::max<int64_t>(1, U * N)); }
-
-// fn(b0, b1) over the rows [0, B) in blocks of 4 (the register-blocked product's height), split among the
-// threads when the call has at least 2^18 multiply-adds (`work_per_row` each). A row's recurrence never
-// reads another row, so a thread runs the whole time loop for its rows: one handoff per call, none per step.
-template <typename F>
-void over_rows(int64_t B, int64_t work_per_row, const F& fn) {
-  const int64_t blocks = (B + 3) / 4;
-  if (blocks > 1 && B * work_per_row >= (int64_t(1) << 18))
-    at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) { fn(k0 * 4, std::min(B, k1 * 4)); });
-  else
-    fn(0, B);
-}
 
 template <typename T>
 void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tensor& bhh, const at::Tensor& mask,
