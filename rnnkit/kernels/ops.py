@@ -98,7 +98,7 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
     is held at 0 too, exactly Keras's zero outputs and untouched states.
     """
     batch, steps = x.shape[:2]
-    shortest = int(lengths.min())  # (one host sync)
+    shortest = int(lengths.min()) if batch else steps  # (one host sync; an empty batch: nothing masked)
     if shortest == steps:  # nothing masked: one plain kernel call
         out, *hn = kernel_call(x.flip(1) if go_backwards else x, [h.unsqueeze(0) for h in hx], weights, mode,
                                use_bias, False, None)

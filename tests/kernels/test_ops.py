@@ -262,3 +262,18 @@ def test_backwards_lstm_from_zero_states_runs_the_flipped_input_held(zero_output
     probes = [torch.randn_like(t) for t in got]
     for g, w in zip(torch.autograd.grad(got, inputs, probes), torch.autograd.grad(want, inputs, probes)):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("make", [lambda: rnnkit.LSTM(128, return_sequences=True, return_state=True),
+                                  lambda: rnnkit.GRU(8, return_sequences=True, return_state=True, use_fused=True)])
+def test_an_empty_batch_with_a_mask_gives_empty_results(make, monkeypatch):
+    """Batch 0 with a right-padded mask on torch's kernels (LSTM above 64 units; GRU with the native kernel
+    unavailable): empty outputs and states, as without a mask."""
+    from rnnkit.kernels import native
+
+    monkeypatch.setattr(native, "_STATUS", ["turned off for this test"])
+    layer = make()
+    x = torch.randn(0, 5, 2)
+    with torch.no_grad():
+        out, *states = layer(x, mask=torch.ones(0, 5, dtype=torch.bool))
+    assert out.shape == (0, 5, layer.cell.units) and all(s.shape == (0, layer.cell.units) for s in states)
