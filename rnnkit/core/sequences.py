@@ -172,14 +172,9 @@ def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x[rows, index]
 
 
-def is_right_padded(mask: torch.Tensor) -> bool:
-    """Each row is ``True...True False...False`` (all-False rows included)."""
-    return right_padded_lengths(mask)[1]
-
-
 def right_padded_lengths(mask: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``(lengths, right_padded)``: the valid steps per row ``(B,)`` and whether every row is
-    ``True...True False...False`` (one host sync)."""
+    ``True...True False...False``, all-False rows included (one host sync)."""
     lengths = mask.sum(1)
     steps = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
     return lengths, bool(torch.equal(mask, steps < lengths.unsqueeze(1)))

@@ -14,10 +14,9 @@ import torch
 
 from rnnkit.cells.lstm import LSTMCell
 from rnnkit.core.sequences import right_padded_lengths
-from rnnkit.kernels.fused import run_kernel, uses_native
-from rnnkit.kernels.ops import capturing_graph
+from rnnkit.kernels.fused import native_chosen, run_kernel
 from rnnkit.kernels.path import FUSED
-from rnnkit.kernels.spec import cell_to_torch, kernel_for
+from rnnkit.kernels.spec import capturing_graph, cell_to_torch, kernel_for
 
 
 def pair_blockers(call_fw, call_bw) -> list[str]:
@@ -45,7 +44,7 @@ def pair_blockers(call_fw, call_bw) -> list[str]:
         reasons.append("input dropout draws one mask per direction")
     if cf.dtype != cb.dtype or cf.kernel.device != cb.kernel.device:
         reasons.append("the two halves differ in dtype or device")
-    if not capturing_graph() and uses_native(call_fw):
+    if not capturing_graph() and native_chosen(cf, call_fw.inputs):
         reasons.append("the native kernel runs each half (measured faster than torch's bidirectional kernel)")
     if mask is not None and capturing_graph():
         reasons.append("under torch.compile/export a masked pair runs as two kernel calls (the mask is data)")

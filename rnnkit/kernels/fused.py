@@ -29,8 +29,8 @@ import torch
 
 from rnnkit.core.sequences import right_padded_lengths
 from rnnkit.kernels import native
-from rnnkit.kernels.ops import capturing_graph, kernel_call, mode_of, right_padded_call, rnn_kernel, rnn_kernel_masked
-from rnnkit.kernels.spec import cell_to_torch, kernel_for
+from rnnkit.kernels.ops import kernel_call, mode_of, right_padded_call, rnn_kernel, rnn_kernel_masked
+from rnnkit.kernels.spec import capturing_graph, cell_to_torch, kernel_for
 
 
 def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], weights: list, use_bias: bool,
@@ -66,7 +66,8 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     else:
         holes = False
     weights = weights if weights is not None else cell_to_torch(cell)
-    mode = mode_of(kernel_for(cell))
+    kernel = kernel_for(cell)
+    mode = mode_of(kernel)
     use_native = not graph and native_chosen(cell, x, holes, mode, weights[0])
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
@@ -83,7 +84,7 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
-        out, hn = run_kernel(kernel_for(cell), x, [states], weights, cell.use_bias)
+        out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias)
         return out.select(1, -1), out, [h[0] for h in hn]
     args = (x, mask, list(states), list(weights), mode, cell.use_bias, layer.go_backwards,
             layer.zero_output_for_mask)
@@ -102,8 +103,3 @@ def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None =
     mode = mode if mode is not None else mode_of(kernel_for(cell))
     return (holes or native.preferred(mode, x.shape[0], cell.units)) and native.blocker(
         x, [weight if weight is not None else cell.kernel]) is None
-
-
-def uses_native(call) -> bool:
-    """Whether a prepared call of a fusable layer, unmasked or right-padded, runs on the native kernel."""
-    return native_chosen(call.layer.cell, call.inputs)

@@ -49,7 +49,9 @@ from rnnkit.kernels.spec import KernelSpec, register
 
 def lstm_to_torch(kernel, recurrent_kernel, bias=None) -> list[torch.Tensor]:
     """``[weight_ih, weight_hh, bias_ih, bias_hh]`` (biases omitted without ``bias``), contiguous: oneDNN's
-    LSTM trains 1-2% slower on transposed views (measured against ``torch.nn.LSTM``'s own parameters)."""
+    LSTM trains 1-2% slower on transposed views (measured against ``torch.nn.LSTM``'s own parameters).
+    ``LSTMCell`` stores its weights in this layout, so these are views of them; weights given another
+    layout (``load_state_dict(assign=True)``) are copied."""
     weights = [kernel.t().contiguous(), recurrent_kernel.t().contiguous()]
     if bias is not None:
         weights += [bias, torch.zeros_like(bias)]

@@ -37,12 +37,6 @@ def mode_of(kernel) -> str:
     return _MODE_OF[id(kernel)]
 
 
-def capturing_graph() -> bool:
-    """Whether a graph is being captured (``torch.compile``, ``torch.export``, ``torch.jit.trace``):
-    then the kernels run as the opaque ops, and paths never depend on mask values."""
-    return torch.compiler.is_compiling() or torch._C._is_tracing()  # (torch.jit.is_tracing, outside TorchScript)
-
-
 def kernel_call(x: torch.Tensor, hx: list[torch.Tensor], weights: list[torch.Tensor], mode: str, use_bias: bool,
                 bidirectional: bool, lengths: torch.Tensor | None) -> list[torch.Tensor]:
     """``[out, *hn]`` of one kernel call: ``out`` ``(B, T, D*U)``, each ``hn`` ``(D, B, U)`` in batch order.

@@ -34,6 +34,13 @@ import torch
 _STEP_METHODS = ("recurrent_step", "project_inputs", "call", "forward")
 
 
+def capturing_graph() -> bool:
+    """Whether a graph is being captured (``torch.compile``, ``torch.export``, ``torch.jit.trace``):
+    then the kernels run as the opaque ops, converted weights are made anew (no cache), and paths never
+    depend on mask values."""
+    return torch.compiler.is_compiling() or torch._C._is_tracing()  # (torch.jit.is_tracing, outside TorchScript)
+
+
 class KernelSpec:
     """Base spec: a family (``cell_class``) that can be hoisted but has no kernel."""
 
@@ -105,7 +112,7 @@ def cell_to_torch(cell: Any) -> list[torch.Tensor]:
     spec = spec_for(cell)
     if spec is None:
         raise TypeError(f"{type(cell).__name__} is not a built-in cell with a kernel weight layout")
-    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch._C._is_tracing():  # (ops.capturing_graph)
+    if torch.is_grad_enabled() or capturing_graph():
         return spec.to_torch(cell)
     # (a new dtype or device means new storage: the data pointer covers them)
     key = tuple((id(p), p.data_ptr(), p._version) for p in _weights_of(cell) if p is not None)

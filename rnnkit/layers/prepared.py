@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from rnnkit.core.protocol import reset_dropout, zero_states
-from rnnkit.kernels.ops import capturing_graph
 from rnnkit.kernels.path import FUSED, select_path
-from rnnkit.kernels.spec import cell_to_torch, spec_for
+from rnnkit.kernels.spec import capturing_graph, cell_to_torch, spec_for
 
 if TYPE_CHECKING:
     from rnnkit.kernels.path import Plan

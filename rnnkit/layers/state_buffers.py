@@ -97,13 +97,12 @@ class StateBuffers(torch.nn.Module):
             return
         flat = flatten(list(states) if isinstance(states, (list, tuple)) else [states])
         batch = flat[0].shape[0]
-        if self.states is not None:
-            expected = flatten(self.states)[0].shape[0]
-            if batch != expected:
-                raise ValueError(
-                    f"{self.name}: reset_states got states for batch size {batch}, "
-                    f"but the layer's states have batch size {expected}"
-                )
+        expected = self.stored_batch_size()
+        if expected is not None and batch != expected:
+            raise ValueError(
+                f"{self.name}: reset_states got states for batch size {batch}, "
+                f"but the layer's states have batch size {expected}"
+            )
         self.states = self._nest(
             check_states(states, self.state_size, batch, self.name, self.dtype, self._device(), what="states")
         )
@@ -112,7 +111,6 @@ class StateBuffers(torch.nn.Module):
     def reset_state(self) -> None:
         """Keras 3's name for :meth:`reset_states` with no states."""
         self.reset_states()
-
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)

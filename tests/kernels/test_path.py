@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit.core.sequences import is_right_padded
+from rnnkit.core.sequences import right_padded_lengths
 from rnnkit.kernels.path import (
     FUSED,
     GENERIC,
@@ -62,7 +62,7 @@ class OverridesProjection(rnnkit.SimpleRNNCell):
         return super().project_inputs(x, training) + 1.0
 
 
-# ------------------------------------------------------------ is_right_padded
+# ------------------------------------------------------------ right_padded_lengths
 @pytest.mark.parametrize("mask, expected", [
     (np.ones((B, T), bool), True),
     (np.zeros((B, T), bool), True),
@@ -75,7 +75,7 @@ class OverridesProjection(rnnkit.SimpleRNNCell):
     (np.array([[1]], bool), True),
 ])
 def test_is_right_padded(mask, expected):
-    assert is_right_padded(torch.tensor(mask)) is expected
+    assert right_padded_lengths(torch.tensor(mask))[1] is expected
 
 
 # ------------------------------------------------------------ is_builtin_cell
