@@ -14,29 +14,15 @@ unmasked time. These measurements set ``rnnkit.kernels.native.preferred``,
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from rnnkit.kernels import native
 from rnnkit.kernels.ops import kernel_call, right_padded_call
+from rnnkit.tools.bench import median_time, right_padded_mask, runner
 
 GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 SHAPES = "1,1000,32,64:32,100,64,128:128,20,32,64:64,50,128,256:32,500,32,64:8,100,32,64"
-
-
-def median_ms(fn, budget_s: float = 0.5) -> float:
-    fn()
-    start = time.perf_counter()
-    fn()
-    n = max(3, min(50, int(budget_s / max(time.perf_counter() - start, 1e-6))))
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
 
 
 def case(mode: str, shape: tuple, train: bool) -> str:
@@ -46,23 +32,14 @@ def case(mode: str, shape: tuple, train: bool) -> str:
     weights = [torch.randn(g * u, d) * 0.1, torch.randn(g * u, u) * 0.1, torch.randn(g * u) * 0.1,
                torch.randn(g * u) * 0.1]
     hx = [torch.zeros(b, u) for _ in range(2 if mode == "lstm" else 1)]
-    lengths = torch.randint(t // 2, t + 1, (b,))
-    lengths[0] = t
-    mask = torch.arange(t)[None] < lengths[:, None]
+    mask = right_padded_mask(b, t)
+    lengths = mask.sum(1)
 
     def timed(fn):
-        if train:
-            ws = [w.clone().requires_grad_() for w in weights]
-            xr = x.clone().requires_grad_()
-
-            def run():
-                fn(xr, ws)[0].sum().backward()
-        else:
-            def run():
-                with torch.no_grad():
-                    fn(x, ws_plain)
-            ws_plain = weights
-        return median_ms(run)
+        ws = [w.clone().requires_grad_(train) for w in weights]
+        xr = x.clone().requires_grad_(train)
+        return median_time(runner(lambda: fn(xr, ws)[0], ws + [xr], "train" if train else "infer"),
+                           budget_s=0.5) * 1e3
 
     torch_ms = timed(lambda x, w: kernel_call(x, [h.unsqueeze(0) for h in hx], w, mode, True, False, None))
     ratios = []

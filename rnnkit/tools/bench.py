@@ -91,39 +91,43 @@ def rnnkit_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None 
     layer.build((b, t, d))
     x = torch.randn(b, t, d, requires_grad=mode == "train")
     layer.train(mode == "train")
-    if layer_kw.get("return_state"):
-        return runner(lambda: layer(x, mask=mask)[0], list(layer.parameters()) + [x], mode)
-    return runner(lambda: layer(x, mask=mask), list(layer.parameters()) + [x], mode)
+    first = bool(layer_kw.get("return_state"))  # (with return_state: the output of [output, *states])
+    return runner(lambda: layer(x, mask=mask)[0] if first else layer(x, mask=mask), list(layer.parameters()) + [x],
+                  mode)
 
 
 STREAM_CALLS = 100  # one-step calls per timed run of the streaming case
+STREAM_SHAPE = (1, 1, 32, 64)  # (batch, time, features, units) of one streaming call
 
 
-def rnnkit_stream_runner(cell: str, features: int = 32, units: int = 64) -> Callable:
+def _stream_run(step: Callable[[], Any]) -> Callable[[], None]:
+    def run():
+        with torch.no_grad():
+            for _ in range(STREAM_CALLS):
+                step()
+    return run
+
+
+def rnnkit_stream_runner(cell: str) -> Callable:
     """A stateful layer at batch 1 fed one step per call (online inference), ``STREAM_CALLS`` calls."""
+    _, _, features, units = STREAM_SHAPE
     layer = _RNNKIT[cell](units, stateful=True)
     layer.build((1, 1, features))
     layer.eval()
     x = torch.randn(1, 1, features)
-
-    def run():
-        with torch.no_grad():
-            for _ in range(STREAM_CALLS):
-                layer(x)
-    return run
+    return _stream_run(lambda: layer(x))
 
 
-def torch_stream_runner(cell: str, features: int = 32, units: int = 64) -> Callable:
+def torch_stream_runner(cell: str) -> Callable:
     """``torch.nn`` fed one step per call, its states passed back in (``STREAM_CALLS`` calls)."""
+    _, _, features, units = STREAM_SHAPE
     module = _TORCH[cell](features, units, batch_first=True)
     x = torch.randn(1, 1, features)
+    state: list = [None]
 
-    def run():
-        with torch.no_grad():
-            state = None
-            for _ in range(STREAM_CALLS):
-                _, state = module(x, state)
-    return run
+    def step():
+        state[0] = module(x, state[0])[1]
+    return _stream_run(step)
 
 
 def torch_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | None = None) -> Callable:
@@ -267,16 +271,16 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 hs: dict[str, Any] = {"recurrent_activation": "hard_sigmoid"}
                 add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
                     "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
-        for cell in cells:  # online inference: (1, 1, 32) per call, 64 units, per-call times
+        for cell in cells:  # online inference: one step per call at batch 1, per-call times
             ours, theirs = paired_times(rnnkit_stream_runner(cell), torch_stream_runner(cell))
             ours, theirs = ours / STREAM_CALLS, theirs / STREAM_CALLS
             if "torch" in against:
-                add("streaming", cell, (1, 1, 32, 64), "infer", ours, "torch.nn", theirs)
-            ours_cache[(cell, (1, 1, 32, 64), "stream")] = ours
-            jax_cases.append({"cell": cell, "shape": [1, 1, 32, 64], "mode": "stream", "calls": STREAM_CALLS})
-        if use_keras:
-            from rnnkit.tools.bench_custom import compiled_loop_times, custom_cell_times
+                add("streaming", cell, STREAM_SHAPE, "infer", ours, "torch.nn", theirs)
+            ours_cache[(cell, STREAM_SHAPE, "stream")] = ours
+            jax_cases.append({"cell": cell, "shape": list(STREAM_SHAPE), "mode": "stream", "calls": STREAM_CALLS})
+        from rnnkit.tools.bench_custom import compiled_loop_times, custom_cell_times  # (it imports this module)
 
+        if use_keras:
             for shape in shapes:
                 ours, theirs = custom_cell_times(shape)
                 add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)

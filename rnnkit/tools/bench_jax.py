@@ -53,7 +53,7 @@ def main() -> None:
             def run():
                 states = zeros
                 for _ in range(case["calls"]):
-                    y, *states = jax.block_until_ready(step(tv, x, states))
+                    _, *states = jax.block_until_ready(step(tv, x, states))
         else:
             if case["mode"] == "infer":
                 fn = jax.jit(lambda tv, x: layer.stateless_call(tv, ntv, x, **kwargs)[0])
