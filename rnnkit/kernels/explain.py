@@ -6,6 +6,7 @@ from typing import Any
 
 from rnnkit.kernels import native
 from rnnkit.kernels.bidirectional import pair_blockers
+from rnnkit.kernels.fused import native_chosen
 from rnnkit.kernels.ops import mode_of
 from rnnkit.kernels.path import FUSED, Plan
 from rnnkit.kernels.spec import kernel_for
@@ -48,12 +49,11 @@ def kernel_detail(call: Any) -> str:
     mask, how its rows run."""
     cell, x = call.layer.cell, call.inputs
     mode = mode_of(kernel_for(cell))
-    why_not = native.blocker(x, [cell.kernel])
-    preferred = native.preferred(mode, x.shape[0], cell.units)
-    if preferred and why_not is None:  # (fused.native_chosen's rule)
+    if native_chosen(cell, x, mode=mode):
         return "native kernel" + (", any mask" if call.mask is not None else "")
+    why_not = native.blocker(x, [cell.kernel])
     torch_kernel = f"torch.{mode}"
-    if why_not is not None and preferred:
+    if why_not is not None and native.preferred(mode, x.shape[0], cell.units):  # why the native one is not run
         torch_kernel += f" ({why_not})"
     if call.mask is None:
         return torch_kernel
