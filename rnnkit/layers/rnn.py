@@ -100,7 +100,7 @@ class RNN(StateBuffers, Layer):
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
-        return dict(super().__getstate__(), _compiled_loops={})
+        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={})
 
     @property
     def cell(self) -> Any:
@@ -297,9 +297,13 @@ class RNN(StateBuffers, Layer):
         None (a mask with holes and no native kernel: the caller runs the hoisted loop)."""
         return fused_rnn(self, x, states, mask, training, zero_states, weights)
 
-    def loop(self, hoisted: bool, x, states, mask, training: bool, constants):
-        """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only)."""
-        if hoisted:
+    def loop(self, hoisted: bool, x, states, mask, training: bool, constants, split=None, weights=None):
+        """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only; ``split``: a
+        :class:`rnnkit.core.split_step.SplitStep` of the cell's step, ``x`` its input part's values of all steps
+        and ``weights`` the cell's, the loop runs its recurrent part)."""
+        if split is not None:
+            inputs, step = x, split.step_function(weights)
+        elif hoisted:
             inputs, step = self.cell.project_inputs(x, training), self.hoisted_step(training)
         else:
             inputs, step = x, self.step_function(training, constants)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.core.tree import flatten
 from rnnkit.layers import compiled_loop
 from rnnkit.tools.bench_custom import MinimalTanhCell  # h_t = tanh(x_t W + h_{t-1} R): a custom cell
 
@@ -39,17 +40,28 @@ def _pair(**config):
     return plain, compiled
 
 
+@pytest.mark.parametrize("split", [True, False])
 @pytest.mark.parametrize("mask_kind", ["none", "right", "holes", "fully_masked_row"])
 @pytest.mark.parametrize("go_backwards,return_sequences,zero_output",
                          list(itertools.product([False, True], [False, True], [False, True])))
-def test_chunks_give_the_one_loop_exactly(monkeypatch, mask_kind, go_backwards, return_sequences, zero_output):
+def test_chunks_give_the_one_loop_exactly(monkeypatch, split, mask_kind, go_backwards, return_sequences,
+                                          zero_output):
+    """Chunks over the split step (its input part over all steps first) and over the whole step."""
     calls = []
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     monkeypatch.setattr(compiled_loop, "CHUNK", 3)  # 11 steps: chunks of 3, 3, 3, 2
+    if not split:
+        monkeypatch.setattr(compiled_loop, "split_for", lambda *args: None)
     plain, compiled = _pair(go_backwards=go_backwards, return_sequences=return_sequences, return_state=True,
                             zero_output_for_mask=zero_output)
     real_loop = compiled.loop
-    monkeypatch.setattr(compiled, "loop", lambda *a: calls.append(a[1].shape[1]) or real_loop(*a))
+
+    def loop(hoisted, x, states, mask, training, constants, split_step, weights):
+        assert (split_step is not None) == split
+        calls.append(flatten(x)[0].shape[1])
+        return real_loop(hoisted, x, states, mask, training, constants, split_step, weights)
+
+    monkeypatch.setattr(compiled, "loop", loop)
     x = torch.randn(4, 11, 2, dtype=torch.float32)
     mask = _mask(mask_kind)
     results = []
@@ -62,6 +74,16 @@ def test_chunks_give_the_one_loop_exactly(monkeypatch, mask_kind, go_backwards, 
     assert calls == ([2, 3, 3, 3] if go_backwards else [3, 3, 3, 2])  # processing order
     for i, (a, b) in enumerate(zip(*results)):  # outputs and states to the bit; gradients summed in another order
         torch.testing.assert_close(b, a, rtol=0 if i < 2 else 1e-5, atol=0 if i < 2 else 1e-6)
+
+
+def test_the_step_is_split_up_to_a_batch_size(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    monkeypatch.setattr(compiled_loop, "SPLIT_BATCH_UP_TO", 3)
+    _, layer = _pair(return_sequences=True)
+    x = torch.randn(4, 11, 2)
+    assert compiled_loop.split_for(layer, x[:3], layer.get_initial_state(3), False, None) is not None
+    assert compiled_loop.split_for(layer, x, layer.get_initial_state(4), False, None) is None
+    assert compiled_loop.split_for(layer, x[:3], layer.get_initial_state(3), False, [x[:3, 0]]) is None  # constants
 
 
 def test_short_sequences_run_in_one_compiled_call(monkeypatch):

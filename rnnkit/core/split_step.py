@@ -1,0 +1,190 @@
+"""Splitting a cell's step in two: the part that reads only the step's input runs once for all steps.
+
+A step ``output, new_states = step(x_t, states)`` often begins with work on
+``x_t`` alone: ``x_t @ kernel`` in ``h_t = tanh(x_t @ kernel + h_{t-1} @
+recurrent_kernel)``. Run step by step, that is ``T`` small matrix products
+(and ``2T`` more in the backward) where one ``(B*T, D) @ (D, N)`` product
+would do. :func:`split_step` traces the step once (``make_fx`` on fake
+tensors: shapes and dtypes, no data) into a graph of aten ops and cuts it:
+
+* the **input part**: every op that reads ``x_t`` (and weights, constants)
+  but no state. :meth:`SplitStep.project` runs it once over every step
+  (``torch.vmap`` over the time axis: the batch rules turn ``T`` products
+  into one), before the loop;
+* the **recurrent part**: every other op, run at each step on the input
+  part's values of that step (its *frontier*: the input-part values the
+  recurrent part reads) and the states (:meth:`SplitStep.step_function`).
+
+The two parts are the step's own aten ops on the same numbers, so the loop
+over them gives the loop over the whole step's results (a product over all
+steps at once may round differently in the last bit); gradients flow through
+both (``vmap`` and the traced ops are differentiable). The weights (the
+cell's parameters and buffers) are inputs of both graphs, read at each call:
+training, ``load_state_dict`` and ``.to()`` need no new trace.
+
+Tracing assumes what compiling assumes (``RNN(compile=True)`` is where it
+runs): the step is a function of its input, states and weights, its Python
+control flow depends on shapes only. :func:`split_step` returns None, and the
+step runs whole, where that cannot be had or where a split would not pay:
+
+* the trace fails (a branch on tensor values, an op fake tensors lack, a
+  cell that is not a torch module);
+* the step draws random numbers (dropout: its masks are per step) or writes
+  a tensor in place;
+* the input part has no matrix product or convolution (nothing to batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import fx
+
+from rnnkit.core.tree import flatten, pack_as
+
+aten = torch.ops.aten
+# the ops a split pays for: T small calls become one large one
+_HEAVY = {aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.matmul, aten.linear, aten.convolution,
+          aten.einsum, aten._convolution}
+
+
+class SplitStep:
+    """A cell's step cut in two (see the module docstring). Made by :func:`split_step`."""
+
+    def __init__(self, names: list[str], inputs_part: fx.GraphModule, recurrent_part: fx.GraphModule,
+                 states_structure: Any) -> None:
+        self.names = names  # the cell's parameters and buffers, in the order both parts take them
+        self.inputs_part = inputs_part
+        self.recurrent_part = recurrent_part
+        self.states_structure = states_structure
+
+    def weights(self, cell: torch.nn.Module) -> list[torch.Tensor]:
+        """The cell's current parameters and buffers, in the parts' order."""
+        found = _weights_of(cell)
+        return [found[name] for name in self.names]
+
+    def project(self, weights: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+        """The input part over all steps of ``x`` ``(B, T, ...)``: its frontier values, each ``(B, T, ...)``."""
+        def one_step(x_t: torch.Tensor) -> list[torch.Tensor]:
+            return list(self.inputs_part(*weights, x_t))
+
+        return list(torch.vmap(one_step, in_dims=1, out_dims=1, randomness="error")(x))
+
+    def step_function(self, weights: list[torch.Tensor]) -> Callable:
+        """``(frontier_t, states) -> (output_t, new_states)``: the recurrent part, for :func:`rnnkit.core.loop.rnn`
+        over the values :meth:`project` gave."""
+        part, structure = self.recurrent_part, self.states_structure
+
+        def step(frontier_t: Any, states: tuple) -> tuple:
+            output, *new_states = part(*weights, *flatten(frontier_t), *flatten(list(states)))
+            return output, pack_as(structure, new_states)
+
+        return step
+
+
+def _weights_of(cell: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The cell's parameters and buffers by name."""
+    found: dict[str, torch.Tensor] = dict(cell.named_parameters())
+    found.update(cell.named_buffers())
+    return found
+
+
+class _Step(torch.nn.Module):
+    """A step function as a module around its cell, for ``torch.func.functional_call``."""
+
+    step: Callable
+
+    def __init__(self, cell: torch.nn.Module, step: Callable) -> None:
+        super().__init__()
+        self.cell = cell
+        self.__dict__["step"] = step  # (a plain attribute: not a submodule)
+
+    def forward(self, x_t: torch.Tensor, flat_states: list[torch.Tensor], structure: Any) -> list:
+        output, new_states = self.step(x_t, tuple(pack_as(structure, flat_states)))
+        return [output, *flatten(list(new_states))]
+
+
+def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list) -> SplitStep | None:
+    """``step`` (calling ``cell``) cut into its input part and its recurrent part, traced for one step's input
+    ``x_t`` ``(B, ...)`` and ``states`` (nested as the cell's); None where it cannot be cut or a cut would not
+    pay (see the module docstring)."""
+    if not isinstance(cell, torch.nn.Module):
+        return None
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    named = _weights_of(cell)
+    names = list(named)
+    flat_states = flatten(list(states))
+    structure = pack_as(list(states), [None] * len(flat_states))
+    wrapper = _Step(cell, step)
+
+    def traced(*args: torch.Tensor) -> list:
+        weights, x, rest = args[:len(names)], args[len(names)], list(args[len(names) + 1:])
+        given = {f"cell.{name}": w for name, w in zip(names, weights)}
+        return torch.func.functional_call(wrapper, given, (x, rest, structure))
+
+    try:
+        with torch.no_grad():
+            graph = make_fx(traced, tracing_mode="fake")(*named.values(), x_t, *flat_states)
+    except Exception:  # any reason the step cannot be traced: it runs whole
+        return None
+    parts = _cut(graph.graph, len(names), len(flat_states))
+    if parts is None:
+        return None
+    inputs_graph, recurrent_graph = parts
+    return SplitStep(names, fx.GraphModule(graph, inputs_graph), fx.GraphModule(graph, recurrent_graph), structure)
+
+
+def _cut(graph: fx.Graph, n_weights: int, n_states: int) -> tuple[fx.Graph, fx.Graph] | None:
+    """The input part's and the recurrent part's graphs (see the module docstring), or None."""
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    weights, x, states = placeholders[:n_weights], placeholders[n_weights], placeholders[n_weights + 1:]
+    assert len(states) == n_states
+    reads_x: set[fx.Node] = {x}
+    reads_state: set[fx.Node] = set(states)
+    heavy = False
+    for node in graph.nodes:
+        if node.op not in ("call_function", "get_attr"):
+            continue
+        target = node.target
+        if isinstance(target, torch._ops.OpOverload) and (
+                target._schema.is_mutable or torch.Tag.nondeterministic_seeded in target.tags):
+            return None  # writes in place, or draws random numbers (per step: not to be batched)
+        inputs = node.all_input_nodes
+        if any(i in reads_state for i in inputs):
+            reads_state.add(node)
+        elif any(i in reads_x for i in inputs):
+            reads_x.add(node)
+            heavy = heavy or getattr(target, "overloadpacket", None) in _HEAVY
+    if not heavy:
+        return None
+    # the input-part values the rest reads: the frontier (x itself too, when the rest reads it)
+    frontier = [n for n in graph.nodes if n in reads_x and any(u not in reads_x for u in n.users)]
+
+    inputs_graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if node in weights or node is x:
+                env[node] = inputs_graph.placeholder(node.name)
+        elif node.op != "output" and node not in reads_state:  # the input part and what it reads of the weights
+            env[node] = inputs_graph.node_copy(node, env.__getitem__)
+    inputs_graph.output(tuple(env[n] for n in frontier))
+    inputs_graph.eliminate_dead_code()
+
+    recurrent_graph = fx.Graph()
+    env = {}
+    for node in weights:
+        env[node] = recurrent_graph.placeholder(node.name)
+    for node in frontier:
+        env[node] = recurrent_graph.placeholder(f"{node.name}_t")
+    for node in states:
+        env[node] = recurrent_graph.placeholder(node.name)
+    for node in graph.nodes:
+        if node.op == "placeholder" or node in reads_x:
+            continue
+        env[node] = recurrent_graph.node_copy(node, env.__getitem__)  # (the output node too)
+    recurrent_graph.eliminate_dead_code()
+    return inputs_graph, recurrent_graph

@@ -1,0 +1,200 @@
+"""``split_step``: a cell's step cut into its input part (run once over all steps) and its recurrent part.
+
+The loop over the two parts must give the loop over the whole step: outputs, states and gradients (inputs and
+weights), float64, for masks with holes, fully masked rows, go_backwards, nested states. Steps that cannot be
+cut (or would not gain) are left whole.
+"""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.core.loop import rnn
+from rnnkit.core.split_step import split_step
+from rnnkit.tools.bench_custom import MinimalTanhCell  # h_t = tanh(x_t W + h_{t-1} R)
+
+aten = torch.ops.aten
+
+
+class GatedCell(rnnkit.Layer):
+    """Two states, a bias, a buffer, input-part values read at several places (the output too)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = [units, units]
+
+    def build(self, input_shape):
+        u = self.units
+        self.kernel = self.add_weight((input_shape[-1], 2 * u), "glorot_uniform", "kernel")
+        self.recurrent_kernel = self.add_weight((u, 2 * u), "orthogonal", "recurrent_kernel")
+        self.bias = self.add_weight((2 * u,), "random_normal", "bias")
+        self.register_buffer("scale", torch.full((u,), 2.0))
+
+    def call(self, inputs, states):
+        h, c = states
+        u = self.units
+        zx_a, zx_b = (inputs @ self.kernel + self.bias).chunk(2, -1)
+        z = torch.sigmoid(zx_a + h @ self.recurrent_kernel[:, :u])
+        n = torch.tanh(zx_b * self.scale + (z * c) @ self.recurrent_kernel[:, u:])
+        c_new = z * c + (1 - z) * n
+        h_new = torch.tanh(c_new) + 0.1 * zx_b
+        return h_new, [h_new, c_new]
+
+
+def _layer(cell, features=3, batch=4):
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(cell, return_sequences=True)
+    layer.build((batch, 7, features))
+    layer.double()
+    return layer
+
+
+def _split(layer, x):
+    states = layer.get_initial_state(x.shape[0])
+    return split_step(layer.cell, layer.step_function(False, None), x[:, 0], states), states
+
+
+def _mask(kind):
+    if kind == "none":
+        return None
+    mask = torch.rand(4, 7, generator=torch.Generator().manual_seed(3)) > 0.4
+    if kind == "fully_masked_row":
+        mask[2] = False
+    return mask
+
+
+def _ops(graph_module):
+    return [n.target.overloadpacket for n in graph_module.graph.nodes if n.op == "call_function"]
+
+
+def test_the_input_projection_is_the_input_part():
+    layer = _layer(MinimalTanhCell(5))
+    split, _ = _split(layer, torch.randn(4, 7, 3, dtype=torch.float64))
+    assert _ops(split.inputs_part) == [aten.mm]  # x_t @ kernel
+    assert _ops(split.recurrent_part) == [aten.mm, aten.add, aten.tanh]  # h @ recurrent_kernel, + x part, tanh
+    assert split.names == ["kernel", "recurrent_kernel"]
+
+
+@pytest.mark.parametrize("cell", [MinimalTanhCell, GatedCell])
+@pytest.mark.parametrize("mask_kind", ["none", "holes", "fully_masked_row"])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_backwards):
+    layer = _layer(cell(5))
+    x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
+    split, states = _split(layer, x)
+    assert split is not None
+    mask = _mask(mask_kind)
+    weights = split.weights(layer.cell)
+    params = list(layer.parameters())
+    runs = [rnn(layer.step_function(False, None), x, states, go_backwards=go_backwards, mask=mask),
+            rnn(split.step_function(weights), split.project(weights, x), states, go_backwards=go_backwards,
+                mask=mask)]
+    results = []
+    for last, outputs, new_states in runs:
+        probe = torch.randn(outputs.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        grads = torch.autograd.grad([outputs, *new_states], [x, *params],
+                                    [probe, *[torch.ones_like(s) for s in new_states]])
+        results.append([last, outputs, *new_states, *grads])
+    for whole, parts in zip(*results):
+        torch.testing.assert_close(parts, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_through_both_parts():
+    layer = _layer(GatedCell(2), features=2, batch=2)
+    x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    split, states = _split(layer, x)
+    weights = split.weights(layer.cell)
+
+    def run(x, *weights):
+        _, outputs, new_states = rnn(split.step_function(list(weights)), split.project(list(weights), x), states)
+        return outputs, *new_states
+
+    assert torch.autograd.gradcheck(run, (x, *weights))
+
+
+def test_weights_are_read_at_each_call():
+    """The parts take the cell's current weights: training steps, load_state_dict (assign too) need no trace."""
+    layer = _layer(GatedCell(5))
+    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    split, states = _split(layer, x)
+    with torch.no_grad():
+        layer.cell.kernel.mul_(3.0)
+        layer.cell.scale.fill_(-1.0)
+    fresh = {k: torch.randn_like(v) for k, v in layer.state_dict().items() if "recurrent" in k}
+    layer.load_state_dict(fresh, strict=False, assign=True)
+    weights = split.weights(layer.cell)
+    assert weights[1] is layer.cell.recurrent_kernel
+    whole = rnn(layer.step_function(False, None), x, states)
+    parts = rnn(split.step_function(weights), split.project(weights, x), states)
+    torch.testing.assert_close(parts[1], whole[1], rtol=1e-12, atol=1e-12)
+
+
+class _Branching(MinimalTanhCell):
+    def call(self, inputs, states):
+        if inputs.sum() > 0:  # a branch on tensor values: no trace holds for every input
+            return super().call(inputs, states)
+        return super().call(-inputs, states)
+
+
+class _Dropping(MinimalTanhCell):
+    def call(self, inputs, states):
+        return super().call(torch.nn.functional.dropout(inputs, 0.5, True), states)
+
+
+class _InPlace(MinimalTanhCell):
+    def call(self, inputs, states):
+        z = inputs @ self.kernel
+        z.add_(states[0] @ self.recurrent_kernel)
+        h = torch.tanh(z)
+        return h, [h]
+
+
+class _Elementwise(MinimalTanhCell):
+    def call(self, inputs, states):  # nothing but elementwise work on the input: no product to batch
+        h = torch.tanh(inputs.sum(-1, keepdim=True) + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
+class _NotAModule:
+    state_size = 5
+
+    def __init__(self):
+        self.kernel = torch.randn(3, 5, dtype=torch.float64)
+
+    def call(self, inputs, states):
+        h = torch.tanh(inputs @ self.kernel + states[0])
+        return h, [h]
+
+
+@pytest.mark.parametrize("cell", [_Branching, _Dropping, _InPlace, _Elementwise, _NotAModule],
+                         ids=["value_branch", "random", "in_place", "no_product", "not_a_module"])
+def test_steps_that_are_not_cut(cell):
+    layer = _layer(cell(5) if cell is not _NotAModule else cell())
+    split, _ = _split(layer, torch.randn(4, 7, 3, dtype=torch.float64))
+    assert split is None
+
+
+def test_a_compiled_stacked_layer_splits_each_call(monkeypatch):
+    """``RNN(compile=True)`` over stacked custom cells (nested states): split once per shapes and ``training``,
+    the plain loop's numbers."""
+    from rnnkit.core.split_step import SplitStep
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    torch.manual_seed(0)
+    plain = rnnkit.RNN([GatedCell(4), MinimalTanhCell(3)], return_sequences=True, return_state=True)
+    compiled = rnnkit.RNN([GatedCell(4), MinimalTanhCell(3)], return_sequences=True, return_state=True,
+                          compile=True)
+    for layer in (plain, compiled):
+        layer.build((4, 7, 3))
+        layer.double()
+    compiled.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    mask = _mask("holes")
+    for _ in range(2):
+        expected, got = plain(x, mask=mask), compiled(x, mask=mask)
+        for a, b in zip(expected, got):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    compiled(x[:2])  # another batch size: another trace
+    assert len(compiled._split_steps) == 2
+    assert all(isinstance(s, SplitStep) for s in compiled._split_steps.values())
