@@ -23,8 +23,10 @@ cell's parameters and buffers) are inputs of both graphs, read at each call:
 training, ``load_state_dict`` and ``.to()`` need no new trace.
 
 Tracing assumes what compiling assumes (``RNN(compile=True)`` is where it
-runs): the step is a function of its input, states and weights, its Python
-control flow depends on shapes only. :func:`split_step` returns None, and the
+runs): the step is a function of its input, states, weights and the cell's
+attributes, its Python control flow depends on shapes only. A trace bakes in
+the plain attributes it read (a float ``self.scale``, an activation
+function): :func:`python_state` gives them all, to know when a trace is stale. :func:`split_step` returns None, and the
 step runs whole, where that cannot be had or where a split would not pay:
 
 * the trace fails (a branch on tensor values, an op fake tensors lack, a
@@ -82,6 +84,17 @@ class SplitStep:
             return output, pack_as(structure, new_states)
 
         return step
+
+
+_PLAIN = (int, float, bool, str, type(None), type(len), type(lambda: None))
+
+
+def python_state(cell: Any) -> tuple:
+    """The plain attributes (numbers, strings, None, functions, and tuples of them) of ``cell`` and its
+    submodules: a trace of its step holds the values it read of them, so it is valid while these are equal."""
+    modules = list(cell.modules()) if isinstance(cell, torch.nn.Module) else [cell]
+    return tuple((name, value) for module in modules for name, value in vars(module).items()
+                 if isinstance(value, _PLAIN) or (type(value) is tuple and all(isinstance(v, _PLAIN) for v in value)))
 
 
 def _weights_of(cell: torch.nn.Module) -> dict[str, torch.Tensor]:

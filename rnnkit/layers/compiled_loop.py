@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from rnnkit.core.protocol import reset_dropout
-from rnnkit.core.split_step import SplitStep, split_step
+from rnnkit.core.split_step import SplitStep, python_state, split_step
 from rnnkit.core.tree import flatten, pack_as
 from rnnkit.kernels.spec import capturing_graph
 
@@ -37,6 +37,7 @@ CHUNK = 32  # steps per compiled graph
 # whole step, at batch 128 up to 15% slower (there the per-step products are large enough already, and the
 # input part's values cost a copy to time-major order and another in the backward).
 SPLIT_BATCH_UP_TO = 16
+SPLITS_KEPT = 8  # traces kept per layer
 
 
 def compiled_loop(layer: Any, device_type: str) -> Any:
@@ -89,10 +90,10 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
 
 def split_for(layer: Any, x: torch.Tensor, states: list, training: bool,
               constants: list | None) -> SplitStep | None:
-    """The layer's step split in two (:func:`rnnkit.core.split_step.split_step`) for this call's shapes, traced
-    once per shapes, dtype, device and ``training`` and kept on the layer; None where it is not split (a batch
-    above ``SPLIT_BATCH_UP_TO``, constants given, a graph being captured, ``torch.func`` transforms active, or
-    the step cannot be cut)."""
+    """The layer's step split in two (:func:`rnnkit.core.split_step.split_step`) for this call, traced once per
+    shapes, dtype, device, ``training`` and the cell's plain attributes (``python_state``) and kept on the layer;
+    None where it is not split (a batch above ``SPLIT_BATCH_UP_TO``, constants given, a graph being captured,
+    ``torch.func`` transforms active, or the step cannot be cut)."""
     if (x.shape[0] > SPLIT_BATCH_UP_TO or constants is not None or capturing_graph()
             or torch._C._are_functorch_transforms_active()):
         return None
@@ -100,9 +101,11 @@ def split_for(layer: Any, x: torch.Tensor, states: list, training: bool,
     weights = tuple((name, w.shape, w.dtype) for name, w in cell.named_parameters()) if isinstance(
         cell, torch.nn.Module) else ()
     key = (training, x.shape[:1] + x.shape[2:], x.dtype, x.device, weights,
-           tuple((s.shape, s.dtype) for s in flatten(states)))
+           tuple((s.shape, s.dtype) for s in flatten(states)), python_state(cell))
     found = layer.__dict__.setdefault("_split_steps", {})  # (layers pickled before it have none)
     if key not in found:
+        while len(found) >= SPLITS_KEPT:  # the oldest go first
+            del found[next(iter(found))]
         found[key] = split_step(cell, layer.step_function(training, None), x[:, 0], states)
         reset_dropout(cell)  # (a cell that made dropout masks while traced keeps none of them)
     return found[key]

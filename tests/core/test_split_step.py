@@ -11,6 +11,7 @@ import torch
 import rnnkit
 from rnnkit.core.loop import rnn
 from rnnkit.core.split_step import split_step
+from rnnkit.layers import compiled_loop
 from rnnkit.tools.bench_custom import MinimalTanhCell  # h_t = tanh(x_t W + h_{t-1} R)
 
 aten = torch.ops.aten
@@ -198,3 +199,32 @@ def test_a_compiled_stacked_layer_splits_each_call(monkeypatch):
     compiled(x[:2])  # another batch size: another trace
     assert len(compiled._split_steps) == 2
     assert all(isinstance(s, SplitStep) for s in compiled._split_steps.values())
+
+
+class _Scaled(MinimalTanhCell):
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        self.scale = 2.0
+        self.activation = torch.tanh
+
+    def call(self, inputs, states):
+        h = self.activation(self.scale * (inputs @ self.kernel) + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
+def test_a_compiled_layer_traces_again_when_a_plain_attribute_changes(monkeypatch):
+    """A trace bakes in the floats and functions it read: another value of one is another trace."""
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(_Scaled(5), return_sequences=True, compile=True)
+    layer.build((4, 7, 3))
+    x = torch.randn(4, 7, 3)
+    for scale, activation in [(2.0, torch.tanh), (-0.5, torch.tanh), (-0.5, torch.sigmoid)]:
+        layer.cell.scale, layer.cell.activation = scale, activation
+        expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
+        torch.testing.assert_close(layer(x), expected)
+    assert len(layer._split_steps) == 3
+    monkeypatch.setattr(compiled_loop, "SPLITS_KEPT", 2)
+    layer.cell.scale = 3.0
+    layer(x)
+    assert len(layer._split_steps) == 2  # the oldest went
