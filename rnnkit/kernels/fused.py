@@ -74,7 +74,7 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
         # step loop runs, the mask as data
         return None
-    masks = cell.dropout_masks(x[:, 0], training) if training else None
+    masks = cell.dropout_masks(x[:, 0], training) if training and cell.dropout else None  # (no slice without)
     if masks is not None:
         x = x * masks[0].unsqueeze(1)
     if use_native:
