@@ -93,10 +93,10 @@ def split_for(layer: Any, x: torch.Tensor, states: list, training: bool,
     """The layer's step split in two (:func:`rnnkit.core.split_step.split_step`) for this call, traced once per
     shapes, dtype, device, ``training`` and the cell's plain attributes (``python_state``) and kept on the layer;
     None where it is not split (a batch above ``SPLIT_BATCH_UP_TO``, constants given, a graph being captured,
-    ``torch.func`` transforms active, or the step cannot be cut)."""
+    ``torch.func`` transforms or autocast active, or the step cannot be cut)."""
     if (x.shape[0] > SPLIT_BATCH_UP_TO or constants is not None or capturing_graph()
-            or torch._C._are_functorch_transforms_active()):
-        return None
+            or torch._C._are_functorch_transforms_active() or torch.is_autocast_enabled(x.device.type)):
+        return None  # (a trace under autocast would hold its casts)
     cell = layer.cell
     weights = tuple((name, w.shape, w.dtype) for name, w in cell.named_parameters()) if isinstance(
         cell, torch.nn.Module) else ()

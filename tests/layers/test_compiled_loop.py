@@ -84,6 +84,8 @@ def test_the_step_is_split_up_to_a_batch_size(monkeypatch):
     assert compiled_loop.split_for(layer, x[:3], layer.get_initial_state(3), False, None) is not None
     assert compiled_loop.split_for(layer, x, layer.get_initial_state(4), False, None) is None
     assert compiled_loop.split_for(layer, x[:3], layer.get_initial_state(3), False, [x[:3, 0]]) is None  # constants
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert compiled_loop.split_for(layer, x[:3], layer.get_initial_state(3), False, None) is None
 
 
 def test_short_sequences_run_in_one_compiled_call(monkeypatch):
