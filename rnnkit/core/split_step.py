@@ -119,10 +119,12 @@ class _Step(torch.nn.Module):
         return [output, *flatten(list(new_states))]
 
 
-def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list) -> SplitStep | None:
+def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list,
+               small_products_up_to: int = 0) -> SplitStep | None:
     """``step`` (calling ``cell``) cut into its input part and its recurrent part, traced for one step's input
     ``x_t`` ``(B, ...)`` and ``states`` (nested as the cell's); None where it cannot be cut or a cut would not
-    pay (see the module docstring)."""
+    pay (see the module docstring). The recurrent part's matrix products of at most ``small_products_up_to``
+    multiply-adds are written as a product and a sum (:func:`_small_products`)."""
     if not isinstance(cell, torch.nn.Module):
         return None
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -147,6 +149,8 @@ def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list) -> Sp
     if parts is None:
         return None
     inputs_graph, recurrent_graph = parts
+    if small_products_up_to:
+        _small_products(recurrent_graph, small_products_up_to)
     return SplitStep(names, fx.GraphModule(graph, inputs_graph), fx.GraphModule(graph, recurrent_graph), structure)
 
 
@@ -181,7 +185,7 @@ def _cut(graph: fx.Graph, n_weights: int, n_states: int) -> tuple[fx.Graph, fx.G
     for node in graph.nodes:
         if node.op == "placeholder":
             if node in weights or node is x:
-                env[node] = inputs_graph.placeholder(node.name)
+                env[node] = _placeholder(inputs_graph, node.name, node)
         elif node.op != "output" and node not in reads_state:  # the input part and what it reads of the weights
             env[node] = inputs_graph.node_copy(node, env.__getitem__)
     inputs_graph.output(tuple(env[n] for n in frontier))
@@ -190,14 +194,51 @@ def _cut(graph: fx.Graph, n_weights: int, n_states: int) -> tuple[fx.Graph, fx.G
     recurrent_graph = fx.Graph()
     env = {}
     for node in weights:
-        env[node] = recurrent_graph.placeholder(node.name)
+        env[node] = _placeholder(recurrent_graph, node.name, node)
     for node in frontier:
-        env[node] = recurrent_graph.placeholder(f"{node.name}_t")
+        env[node] = _placeholder(recurrent_graph, f"{node.name}_t", node)
     for node in states:
-        env[node] = recurrent_graph.placeholder(node.name)
+        env[node] = _placeholder(recurrent_graph, node.name, node)
     for node in graph.nodes:
         if node.op == "placeholder" or node in reads_x:
             continue
         env[node] = recurrent_graph.node_copy(node, env.__getitem__)  # (the output node too)
     recurrent_graph.eliminate_dead_code()
     return inputs_graph, recurrent_graph
+
+
+def _placeholder(graph: fx.Graph, name: str, like: fx.Node) -> fx.Node:
+    """A new input of ``graph`` standing for ``like`` (its traced shape and dtype kept in ``meta``)."""
+    node = graph.placeholder(name)
+    node.meta = dict(like.meta)
+    return node
+
+
+def _small_products(graph: fx.Graph, up_to: int) -> None:
+    """Rewrite each ``mm(a, b)`` (``addmm(c, a, b)``) of at most ``up_to`` multiply-adds as
+    ``sum(a[..., None] * b, -2)`` (``c + ...``), in place.
+
+    For a compiler: inductor turns the product and the sum, with the step's elementwise work around them, into
+    one loop of its own code, where a matrix product is a call into a library at every step; for small products
+    (a batch of a few rows, tens of units) that call costs more than the arithmetic. The same numbers up to the
+    order of the additions.
+    """
+    for node in list(graph.nodes):
+        target = node.target
+        if node.op != "call_function" or target not in (aten.mm.default, aten.addmm.default) or node.kwargs:
+            continue
+        a, b = node.args[-2:]
+        left, right = (getattr(arg, "meta", {}).get("val") for arg in (a, b))
+        if left is None or right is None or left.dim() != 2 or right.dim() != 2:
+            continue
+        (rows, inner), cols = left.shape, right.shape[1]
+        if rows * inner * cols > up_to:
+            continue
+        with graph.inserting_before(node):
+            column = graph.call_function(aten.unsqueeze.default, (a, -1))
+            product = graph.call_function(aten.sum.dim_IntList, (graph.call_function(aten.mul.Tensor, (column, b)),
+                                                                 [-2]))
+            if target is aten.addmm.default:
+                product = graph.call_function(aten.add.Tensor, (node.args[0], product))
+        node.replace_all_uses_with(product)
+        graph.erase_node(node)

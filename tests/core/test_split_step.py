@@ -43,6 +43,27 @@ class GatedCell(rnnkit.Layer):
         return h_new, [h_new, c_new]
 
 
+class LinearCell(rnnkit.Layer):
+    """``torch.nn.functional.linear`` with biases for both products (traced as ``addmm``)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((self.units, input_shape[-1]), "glorot_uniform", "kernel")
+        self.recurrent_kernel = self.add_weight((self.units, self.units), "orthogonal", "recurrent_kernel")
+        self.bias = self.add_weight((self.units,), "random_normal", "bias")
+        self.recurrent_bias = self.add_weight((self.units,), "random_normal", "recurrent_bias")
+
+    def call(self, inputs, states):
+        f = torch.nn.functional
+        h = torch.tanh(f.linear(inputs, self.kernel, self.bias) + f.linear(states[0], self.recurrent_kernel,
+                                                                           self.recurrent_bias))
+        return h, [h]
+
+
 def _layer(cell, features=3, batch=4):
     torch.manual_seed(0)
     layer = rnnkit.RNN(cell, return_sequences=True)
@@ -51,9 +72,9 @@ def _layer(cell, features=3, batch=4):
     return layer
 
 
-def _split(layer, x):
+def _split(layer, x, small_products_up_to=0):
     states = layer.get_initial_state(x.shape[0])
-    return split_step(layer.cell, layer.step_function(False, None), x[:, 0], states), states
+    return split_step(layer.cell, layer.step_function(False, None), x[:, 0], states, small_products_up_to), states
 
 
 def _mask(kind):
@@ -77,13 +98,25 @@ def test_the_input_projection_is_the_input_part():
     assert split.names == ["kernel", "recurrent_kernel"]
 
 
-@pytest.mark.parametrize("cell", [MinimalTanhCell, GatedCell])
+def test_small_products_become_a_product_and_a_sum():
+    """``mm`` / ``addmm`` of the recurrent part up to the limit (4 rows x 5 x 5 units: 100 multiply-adds)."""
+    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    for cell, product in [(MinimalTanhCell, aten.mm), (LinearCell, aten.addmm)]:
+        layer = _layer(cell(5))
+        assert product in _ops(_split(layer, x, 99)[0].recurrent_part)
+        small = _ops(_split(layer, x, 100)[0].recurrent_part)
+        assert product not in small and aten.mul in small and aten.sum in small
+        assert product in _ops(_split(layer, x, 100)[0].inputs_part)  # (the input part keeps its one product)
+
+
+@pytest.mark.parametrize("cell", [MinimalTanhCell, GatedCell, LinearCell])
 @pytest.mark.parametrize("mask_kind", ["none", "holes", "fully_masked_row"])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_backwards):
+@pytest.mark.parametrize("small_products", [0, 1 << 16])
+def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_backwards, small_products):
     layer = _layer(cell(5))
     x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
-    split, states = _split(layer, x)
+    split, states = _split(layer, x, small_products)
     assert split is not None
     mask = _mask(mask_kind)
     weights = split.weights(layer.cell)
@@ -101,10 +134,11 @@ def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_b
         torch.testing.assert_close(parts, whole, rtol=1e-12, atol=1e-12)
 
 
-def test_gradcheck_through_both_parts():
+@pytest.mark.parametrize("small_products", [0, 1 << 16])
+def test_gradcheck_through_both_parts(small_products):
     layer = _layer(GatedCell(2), features=2, batch=2)
     x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
-    split, states = _split(layer, x)
+    split, states = _split(layer, x, small_products)
     weights = split.weights(layer.cell)
 
     def run(x, *weights):

@@ -2,8 +2,8 @@
 
 The chunking is checked with ``torch.compile`` replaced by the function itself (what is compiled is the
 layer's own loop, so the chunks' arithmetic is the loop's): outputs and states equal the plain layer's
-exactly and gradients to rounding (the chunks add some of them in another order), for every mask kind,
-direction and return convention. One test compiles for real.
+exactly over whole steps (to rounding over split ones) and gradients to rounding (the chunks add some of
+them in another order), for every mask kind, direction and return convention. One test compiles for real.
 """
 
 import itertools
@@ -72,8 +72,11 @@ def test_chunks_give_the_one_loop_exactly(monkeypatch, split, mask_kind, go_back
         grads = torch.autograd.grad([out, state], [xg, *layer.parameters()], probes)
         results.append([out, state, *grads])
     assert calls == ([2, 3, 3, 3] if go_backwards else [3, 3, 3, 2])  # processing order
-    for i, (a, b) in enumerate(zip(*results)):  # outputs and states to the bit; gradients summed in another order
-        torch.testing.assert_close(b, a, rtol=0 if i < 2 else 1e-5, atol=0 if i < 2 else 1e-6)
+    # whole steps: outputs and states to the bit (gradients summed in another order); split ones: the products
+    # over all steps at once and the small recurrent products as sums may round differently in the last bit
+    exact = not split
+    for i, (a, b) in enumerate(zip(*results)):
+        torch.testing.assert_close(b, a, rtol=0 if i < 2 and exact else 1e-5, atol=0 if i < 2 and exact else 1e-6)
 
 
 def test_the_step_is_split_up_to_a_batch_size(monkeypatch):
