@@ -140,11 +140,17 @@ def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list,
         given = {f"cell.{name}": w for name, w in zip(names, weights)}
         return torch.func.functional_call(wrapper, given, (x, rest, structure))
 
+    modules = list(cell.modules())
+    before = [dict(vars(module)) for module in modules]
     try:
         with torch.no_grad():
             graph = make_fx(traced, tracing_mode="fake")(*named.values(), x_t, *flat_states)
     except Exception:  # any reason the step cannot be traced: it runs whole
         return None
+    finally:  # what the traced call set on the cell (fake tensors among it) is undone
+        for module, attributes in zip(modules, before):
+            vars(module).clear()
+            vars(module).update(attributes)
     parts = _cut(graph.graph, len(names), len(flat_states))
     if parts is None:
         return None

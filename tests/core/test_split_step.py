@@ -262,3 +262,19 @@ def test_a_compiled_layer_traces_again_when_a_plain_attribute_changes(monkeypatc
     layer.cell.scale = 3.0
     layer(x)
     assert len(layer._split_steps) == 2  # the oldest went
+
+
+class _Remembering(MinimalTanhCell):
+    def call(self, inputs, states):
+        self.seen = inputs  # a side effect: the trace's fake tensor must not stay on the cell
+        return super().call(inputs, states)
+
+
+def test_the_trace_leaves_the_cell_as_it_was():
+    layer = _layer(_Remembering(5))
+    layer.cell.seen = "before"
+    split, _ = _split(layer, torch.randn(4, 7, 3, dtype=torch.float64))
+    assert split is not None and layer.cell.seen == "before"
+    del layer.cell.seen
+    _split(layer, torch.randn(4, 7, 3, dtype=torch.float64))
+    assert not hasattr(layer.cell, "seen")
