@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.core.sequences import reverse_valid, right_padded_lengths
-from rnnkit.kernels.derived import kept
+from rnnkit.kernels.held import held_outputs, hold_input, hold_weights, zero_padding
 from rnnkit.kernels.spec import kernel_for
 
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
@@ -71,7 +71,7 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
     ``go_backwards``); masked steps carry the states and repeat the previous
     output (zeros with ``zero_output``). A right-padded mask runs the fused
     kernel without packing: one unmasked call (the final ``h`` is the output at
-    each row's last valid step; LSTM's cell state is held by :func:`_hold_weights`);
+    each row's last valid step; LSTM's cell state is held: :mod:`rnnkit.kernels.held`);
     any other mask runs the same equations step by step over a hoisted input
     projection (:func:`_masked_steps`).
     """
@@ -99,8 +99,8 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
         return [out, *[h[0] for h in hn]]
     lstm = mode == "lstm"
     if go_backwards and zero_states and lstm:  # the padding leads in the flipped input
-        out, h_n, c_n = kernel_call(_zero_padding(x.flip(1), ~mask.flip(1), hold=True), [h.unsqueeze(0) for h in hx],
-                                    _hold_weights(weights), mode, use_bias, False, None)
+        out, h_n, c_n = kernel_call(hold_input(x.flip(1), ~mask.flip(1)), [h.unsqueeze(0) for h in hx],
+                                    hold_weights(weights), mode, use_bias, False, None)
         return [out, h_n[0], c_n[0]]
     if go_backwards:
         x = reverse_valid(x, lengths)
@@ -108,11 +108,14 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
     # One unmasked call over the padded rows is exact at every valid step (later steps never reach back);
     # each row's final output state is its output at step length - 1. The padded inputs become zeros (their
     # values, whatever they are, never reach a result), and LSTM's cell state, which is no output, is held
-    # over the padding by one extra input feature (_hold_weights).
-    out, *hn = kernel_call(_zero_padding(x, padded, hold=lstm), [h.unsqueeze(0) for h in hx],
-                           _hold_weights(weights) if lstm else weights, mode, use_bias, False, None)
+    # over the padding by one extra input feature (rnnkit.kernels.held).
+    out, *hn = kernel_call(hold_input(x, padded) if lstm else zero_padding(x, padded), [h.unsqueeze(0) for h in hx],
+                           hold_weights(weights) if lstm else weights, mode, use_bias, False, None)
     cell_state = [hn[1][0]] if lstm else []  # (the kernel's final h is not the state: see below)
-    last = out[torch.arange(batch, device=x.device), (lengths - 1).clamp(min=0)]  # (B, U)
+    if lstm and not go_backwards:  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
+        outputs, last = held_outputs(out, lengths, padded, not zero_output)
+    else:
+        last = out[torch.arange(batch, device=x.device), (lengths - 1).clamp(min=0)]  # (B, U)
     ran = None if shortest > 0 else (lengths > 0).unsqueeze(1)  # (B, 1): rows with a valid step
     new_states = [last if ran is None else torch.where(ran, last, hx[0]), *cell_state]
     # out is finite on the padding (zero inputs there): products with 0/1 masks select exactly, and are
@@ -121,55 +124,13 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
         src = torch.arange(steps, device=x.device).unsqueeze(0) - (steps - lengths.unsqueeze(1))
         index = src.clamp(min=0).unsqueeze(-1).expand(batch, steps, out.shape[-1])
         outputs = out.gather(1, index) * (src >= 0).unsqueeze(-1).to(out.dtype)
-    elif lstm:  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
-        outputs = out if zero_output else torch.addcmul(out, padded.unsqueeze(-1).to(out.dtype), last.unsqueeze(1))
-    else:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
+    elif not lstm:  # padded steps: zeros, or the last valid output (zeros in rows that never ran)
         valid = mask.unsqueeze(-1).to(out.dtype)
         outputs = out * valid
         if not zero_output:
             repeated = last if ran is None else last * ran.to(out.dtype)
             outputs = outputs + repeated.unsqueeze(1) * (1 - valid)
     return [outputs, *new_states]
-
-
-# Pre-activation pushed onto the forget (+), input and output (-) gates at padded steps: its sigmoid is
-# exactly 1 / 0 in every float type (exp overflows to inf): the cell state passes through unchanged, h is 0.
-HOLD = 1e4
-
-
-def _zero_padding(x: torch.Tensor, padded: torch.Tensor, hold: bool) -> torch.Tensor:
-    """``x`` with zeros at the padded steps (``padded`` ``(B, T)``); with ``hold``, one more feature that is
-    1 at padded steps and 0 elsewhere (see :func:`_hold_weights`)."""
-    out = torch.nn.functional.pad(x, (0, 1)) if hold else x.clone()
-    step = x.new_zeros(out.shape[-1])
-    if hold:
-        step[-1] = 1
-    out[padded] = step
-    return out
-
-
-def _hold_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
-    """LSTM weights for inputs with the extra feature of :func:`_zero_padding` that hold the cell state.
-
-    ``weight_ih`` gets one more column: ``-HOLD`` for the input and output
-    gates, ``+HOLD`` for the forget gate, 0 for ``g``. On valid steps (feature
-    0) nothing changes; on padded ones (inputs zero, feature 1) ``f = 1``,
-    ``i = 0`` and ``o = 0`` exactly, so ``c`` is carried and ``h`` (the output)
-    is exactly 0; their gradients pass through untouched (the sigmoids'
-    derivatives are 0 there). The final ``h`` is not carried: callers take it
-    from the output at each row's last valid step.
-    """
-    w_ih = weights[0]
-    if torch.is_grad_enabled():
-        return [_with_hold_column(w_ih), *weights[1:]]
-    return [kept("hold column", w_ih, _with_hold_column), *weights[1:]]  # (inference: made once per update)
-
-
-def _with_hold_column(w_ih: torch.Tensor) -> torch.Tensor:
-    units = w_ih.shape[0] // 4
-    column = torch.zeros(4, units, 1, dtype=w_ih.dtype, device=w_ih.device)
-    column[0], column[1], column[3] = -HOLD, HOLD, -HOLD
-    return torch.cat([w_ih, column.view(4 * units, 1)], 1)
 
 
 def _masked_steps(x, mask, hx, weights, mode, use_bias, go_backwards, zero_output) -> list[torch.Tensor]:

@@ -33,8 +33,10 @@
 // time loop for a block of rows; with one BLAS call per step, rows run in
 // parallel chunks within each step.
 //
-// Beside this file: activations.h (the gate activations, vectorized) and gemm.h
-// (the register-blocked product and the split of rows among threads).
+// Beside this file: activations.h (the gate activations, vectorized), gemm.h
+// (the register-blocked product and the split of rows among threads) and
+// padding.h (masked LSTM batches on torch's unmasked kernel: its held input and
+// outputs, rnnkit.kernels.held).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -48,6 +50,7 @@
 
 #include "activations.h"
 #include "gemm.h"
+#include "padding.h"
 
 namespace {
 
@@ -374,6 +377,11 @@ TORCH_LIBRARY(rnnkit_native, m) {
         "int mode, bool go_backwards, bool zero_output, bool blas) -> Tensor[]");
   m.def("backward(Tensor grad_out, Tensor grad_hT, Tensor? grad_cT, Tensor H, Tensor C, Tensor act, Tensor whh, "
         "Tensor? mask, int mode, bool go_backwards, bool zero_output, bool blas, bool has_bias) -> Tensor[]");
+  m.def("hold_input(Tensor x, Tensor padded) -> Tensor");
+  m.def("hold_input_backward(Tensor grad, Tensor padded) -> Tensor");
+  m.def("held_outputs(Tensor out, Tensor lengths, bool repeat) -> Tensor[]");
+  m.def("held_outputs_backward(Tensor? g_outputs, Tensor? g_last, Tensor lengths, bool repeat, int[] sizes, "
+        "int[] strides) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(rnnkit_native, CPU, m) {
@@ -381,4 +389,8 @@ TORCH_LIBRARY_IMPL(rnnkit_native, CPU, m) {
   m.impl("project", &project);
   m.impl("infer", &rnn_infer);
   m.impl("backward", &rnn_backward);
+  m.impl("hold_input", &rnnkit_native::hold_input);
+  m.impl("hold_input_backward", &rnnkit_native::hold_input_backward);
+  m.impl("held_outputs", &rnnkit_native::held_outputs);
+  m.impl("held_outputs_backward", &rnnkit_native::held_outputs_backward);
 }
