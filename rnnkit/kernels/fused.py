@@ -91,7 +91,8 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if graph or lengths is None:
         outputs, *new_states = rnn_kernel_masked(*args)
     else:
-        outputs, *new_states = right_padded_call(x, mask, lengths, *args[2:], zero_states=zero_states)
+        outputs, *new_states = right_padded_call(x, mask, lengths, *args[2:], zero_states=zero_states,
+                                                 cell_state=layer.stateful or layer.return_state)
     return outputs.select(1, -1), outputs, new_states
 
 

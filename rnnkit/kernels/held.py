@@ -47,34 +47,29 @@ def _with_hold_column(w_ih: torch.Tensor) -> torch.Tensor:
     return torch.cat([w_ih, column.view(4 * units, 1)], 1)
 
 
-def zero_padding(x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
-    """``x`` with zeros at the padded steps (``padded`` ``(B, T)``)."""
-    out = x.clone()
-    out[padded] = 0
-    return out
-
-
-def hold_input(x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
-    """``(B, T, D + 1)``: ``x`` zero at padded steps, plus the hold feature (see the module docstring)."""
+def hold_input(x: torch.Tensor, padded: torch.Tensor, hold: bool = True) -> torch.Tensor:
+    """``(B, T, D + 1)``: ``x`` zero at padded steps (``padded`` ``(B, T)``), plus the hold feature (see the
+    module docstring); without ``hold`` ``(B, T, D)``, the zeroed ``x`` alone."""
     if _native(x):
-        return _HoldInput.apply(x, padded)
-    return hold_input_torch(x, padded)
+        return _HoldInput.apply(x, padded, hold)
+    return hold_input_torch(x, padded, hold)
 
 
-def hold_input_torch(x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+def hold_input_torch(x: torch.Tensor, padded: torch.Tensor, hold: bool = True) -> torch.Tensor:
     """:func:`hold_input` in torch ops."""
-    out = torch.nn.functional.pad(x, (0, 1))
+    out = torch.nn.functional.pad(x, (0, 1)) if hold else x.clone()
     step = x.new_zeros(out.shape[-1])
-    step[-1] = 1
+    if hold:
+        step[-1] = 1
     out[padded] = step
     return out
 
 
 def held_outputs(out: torch.Tensor, lengths: torch.Tensor, padded: torch.Tensor,
                  repeat: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(outputs, last)`` of right-padded rows (see the module docstring) from the kernel's ``out`` ``(B, T, U)``
-    over :func:`hold_input` (zero at padded steps), the rows' ``lengths`` ``(B,)`` and ``padded`` ``(B, T)``;
-    ``repeat``: the padded steps repeat ``last`` (else they stay zero)."""
+    """``(outputs, last)`` of right-padded rows (see the module docstring) from the kernel's ``out`` ``(B, T, U)``,
+    the rows' ``lengths`` ``(B,)`` and ``padded`` ``(B, T)``; ``repeat``: the padded steps repeat ``last`` (else
+    they are zero). ``out``'s padded steps are never read, and get no gradient."""
     if _native(out):
         outputs, last = _HeldOutputs.apply(out, lengths, padded, repeat)
         return outputs, last
@@ -83,10 +78,11 @@ def held_outputs(out: torch.Tensor, lengths: torch.Tensor, padded: torch.Tensor,
 
 def held_outputs_torch(out: torch.Tensor, lengths: torch.Tensor, padded: torch.Tensor,
                        repeat: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`held_outputs` in torch ops (``out`` is exactly 0 at padded steps: products with the 0/1 mask
-    select exactly, several times faster than a broadcast ``torch.where`` on the CPU)."""
-    last = out[torch.arange(out.shape[0], device=out.device), (lengths - 1).clamp(min=0)]  # (B, U)
-    outputs = torch.addcmul(out, padded.unsqueeze(-1).to(out.dtype), last.unsqueeze(1)) if repeat else out
+    """:func:`held_outputs` in torch ops (products with the 0/1 mask select exactly, several times faster than a
+    broadcast ``torch.where`` on the CPU)."""
+    valid = out.masked_fill(padded.unsqueeze(-1), 0)
+    last = valid[torch.arange(out.shape[0], device=out.device), (lengths - 1).clamp(min=0)]  # (B, U)
+    outputs = torch.addcmul(valid, padded.unsqueeze(-1).to(out.dtype), last.unsqueeze(1)) if repeat else valid
     return outputs, last
 
 
@@ -101,16 +97,17 @@ def _op(name: str):
 
 class _HoldInput(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, padded):  # type: ignore[override]
+    def forward(ctx, x, padded, hold):  # type: ignore[override]
         ctx.save_for_backward(padded)
-        return _op("hold_input")(x, padded)
+        ctx.hold = hold
+        return _op("hold_input")(x, padded, hold)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (padded,) = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph=True: differentiable torch ops
-            return grad[..., :-1].masked_fill(padded.unsqueeze(-1), 0), None
-        return _op("hold_input_backward")(grad, padded), None
+            return (grad[..., :-1] if ctx.hold else grad).masked_fill(padded.unsqueeze(-1), 0), None, None
+        return _op("hold_input_backward")(grad, padded, ctx.hold), None, None
 
 
 class _HeldOutputs(torch.autograd.Function):

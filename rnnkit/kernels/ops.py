@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.core.sequences import reverse_valid, right_padded_lengths
-from rnnkit.kernels.held import held_outputs, hold_input, hold_weights, zero_padding
+from rnnkit.kernels.held import held_outputs, hold_input, hold_weights
 from rnnkit.kernels.spec import kernel_for
 
 KERNELS: dict[str, Any] = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
@@ -83,13 +83,15 @@ def masked_kernel_call(x: torch.Tensor, mask: torch.Tensor, hx: list[torch.Tenso
 
 def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, hx: list[torch.Tensor],
                       weights: list[torch.Tensor], mode: str, use_bias: bool, go_backwards: bool, zero_output: bool,
-                      zero_states: bool = False) -> list[torch.Tensor]:
+                      zero_states: bool = False, cell_state: bool = True) -> list:
     """:func:`masked_kernel_call` for a right-padded ``mask`` with row ``lengths`` (``mask.sum(1)``): one
     unmasked call.
 
     ``zero_states`` (the initial states are known to be zeros) lets a backwards LSTM run on the
     flipped input as it is: its padding comes first, where the held cell state stays 0 and ``h``
-    is held at 0 too, exactly Keras's zero outputs and untouched states.
+    is held at 0 too, exactly Keras's zero outputs and untouched states. Without ``cell_state``
+    (the caller reads no LSTM cell state: ``None`` stands for it) the padding needs no hold: its
+    steps run on zeros and nothing reads them.
     """
     batch, steps = x.shape[:2]
     shortest = int(lengths.min()) if batch else steps  # (one host sync; an empty batch: nothing masked)
@@ -98,7 +100,7 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
                                use_bias, False, None)
         return [out, *[h[0] for h in hn]]
     lstm = mode == "lstm"
-    if go_backwards and zero_states and lstm:  # the padding leads in the flipped input
+    if go_backwards and zero_states and lstm and cell_state:  # the padding leads in the flipped input
         out, h_n, c_n = kernel_call(hold_input(x.flip(1), ~mask.flip(1)), [h.unsqueeze(0) for h in hx],
                                     hold_weights(weights), mode, use_bias, False, None)
         return [out, h_n[0], c_n[0]]
@@ -108,16 +110,18 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
     # One unmasked call over the padded rows is exact at every valid step (later steps never reach back);
     # each row's final output state is its output at step length - 1. The padded inputs become zeros (their
     # values, whatever they are, never reach a result), and LSTM's cell state, which is no output, is held
-    # over the padding by one extra input feature (rnnkit.kernels.held).
-    out, *hn = kernel_call(hold_input(x, padded) if lstm else zero_padding(x, padded), [h.unsqueeze(0) for h in hx],
-                           hold_weights(weights) if lstm else weights, mode, use_bias, False, None)
-    cell_state = [hn[1][0]] if lstm else []  # (the kernel's final h is not the state: see below)
-    if lstm and not go_backwards:  # the held output gate made the padded outputs exactly 0 (h = 0 * tanh(c))
+    # over the padding by one extra input feature (rnnkit.kernels.held) where it is read.
+    hold = lstm and cell_state
+    out, *hn = kernel_call(hold_input(x, padded, hold), [h.unsqueeze(0) for h in hx],
+                           hold_weights(weights) if hold else weights, mode, use_bias, False, None)
+    # (the kernel's final h is not the state: see below)
+    cell = [hn[1][0] if hold else None] if lstm else []
+    if lstm and not go_backwards:  # outputs from the valid steps alone (the padded ones are never read)
         outputs, last = held_outputs(out, lengths, padded, not zero_output)
     else:
         last = out[torch.arange(batch, device=x.device), (lengths - 1).clamp(min=0)]  # (B, U)
     ran = None if shortest > 0 else (lengths > 0).unsqueeze(1)  # (B, 1): rows with a valid step
-    new_states = [last if ran is None else torch.where(ran, last, hx[0]), *cell_state]
+    new_states = [last if ran is None else torch.where(ran, last, hx[0]), *cell]
     # out is finite on the padding (zero inputs there): products with 0/1 masks select exactly, and are
     # several times faster than a broadcast torch.where on the CPU
     if go_backwards:  # Keras flips the mask: the padding comes first in processing order, outputs zero there

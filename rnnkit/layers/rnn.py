@@ -335,7 +335,8 @@ class RNN(StateBuffers, Layer):
             device_type) else None
         if target is not None:  # every path returns what the torch.nn twin returns under autocast
             last, outputs = last.to(target), outputs.to(target)
-            new_states = pack_as(new_states, [s.to(target) for s in flatten(new_states)])
+            # (None: a state no caller reads, left unmade; see rnnkit.kernels.ops.right_padded_call)
+            new_states = pack_as(new_states, [s if s is None else s.to(target) for s in flatten(new_states)])
         if self.stateful:
             if all(type(s) is torch.Tensor for s in new_states):  # flat (built-in cells)
                 self._store_states([s.detach() if s.requires_grad else s for s in new_states])

@@ -21,24 +21,26 @@ def _padded(lengths=LENGTHS, steps=6):
 
 
 def _out(dtype, time_major=True, lengths=LENGTHS, units=3):
-    """A kernel-like output: zero at padded steps, a batch-first view of time-major memory (as torch's kernels
-    return it) or contiguous."""
+    """A kernel-like output: a batch-first view of time-major memory (as torch's kernels return it) or contiguous;
+    its padded steps hold values nothing may read."""
     padded = _padded(lengths)
-    base = torch.randn(padded.shape[1], padded.shape[0], units, dtype=dtype).masked_fill(padded.t()[..., None], 0)
+    base = torch.randn(padded.shape[1], padded.shape[0], units, dtype=dtype)
     out = base.transpose(0, 1) if time_major else base.transpose(0, 1).contiguous()
     return out.requires_grad_()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
-def test_hold_input_is_its_twin(dtype, layout):
+@pytest.mark.parametrize("hold", [True, False])
+def test_hold_input_is_its_twin(dtype, layout, hold):
     padded = _padded()
     x = torch.randn(6, 5, 4, dtype=dtype).transpose(0, 1)
     if layout == "contiguous":
         x = x.contiguous()
     x[padded] = float("nan")  # whatever the padding holds never reaches a result
     x.requires_grad_()
-    ours, twin = held.hold_input(x, padded), held.hold_input_torch(x, padded)
+    ours, twin = held.hold_input(x, padded, hold), held.hold_input_torch(x, padded, hold)
+    assert ours.shape[-1] == 4 + hold
     assert torch.equal(ours, twin) and torch.isfinite(ours).all()
     grad = torch.randn_like(ours)
     assert torch.equal(torch.autograd.grad(ours, x, grad)[0], torch.autograd.grad(twin, x, grad)[0])
@@ -66,19 +68,20 @@ def test_held_outputs_are_their_twin(dtype, time_major, repeat):
 def test_gradcheck_and_gradgradcheck():
     padded = _padded()
     x = torch.randn(5, 6, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: held.hold_input(t, padded), (x,))
-    assert torch.autograd.gradgradcheck(lambda t: held.hold_input(t, padded), (x,))
+    for hold in (True, False):
+        assert torch.autograd.gradcheck(lambda t: held.hold_input(t, padded, hold), (x,))
+        assert torch.autograd.gradgradcheck(lambda t: held.hold_input(t, padded, hold), (x,))
     out = _out(torch.float64)
     for repeat in (True, False):
         assert torch.autograd.gradcheck(lambda t: held.held_outputs(t, LENGTHS, padded, repeat), (out,))
         assert torch.autograd.gradgradcheck(lambda t: held.held_outputs(t, LENGTHS, padded, repeat), (out,))
 
 
-def _masked_lstm_results(go_backwards, zero_output, return_state=True):
+def _masked_lstm_results(go_backwards, zero_output, return_state=True, use_fused="auto"):
     torch.manual_seed(0)
     # (65 units: torch's kernel, not rnnkit's native loop, which reads masks itself)
     layer = rnnkit.LSTM(65, return_sequences=True, return_state=return_state, go_backwards=go_backwards,
-                        zero_output_for_mask=zero_output)
+                        zero_output_for_mask=zero_output, use_fused=use_fused)
     layer.build((5, 6, 3))
     layer.double()
     x = torch.randn(5, 6, 3, dtype=torch.float64, requires_grad=True)
@@ -92,14 +95,26 @@ def _masked_lstm_results(go_backwards, zero_output, return_state=True):
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("zero_output", [False, True])
-def test_a_masked_lstm_layer_gives_the_twins_numbers(monkeypatch, go_backwards, zero_output):
-    """End to end (outputs, states, gradients of inputs and weights), forward and backwards from zero states."""
+@pytest.mark.parametrize("return_state", [True, False])
+def test_a_masked_lstm_layer_gives_the_twins_numbers(monkeypatch, go_backwards, zero_output, return_state):
+    """End to end (outputs, states, gradients of inputs and weights), forward and backwards from zero states; without
+    states to return the cell state is not held."""
     calls = []
     real = held._native
     monkeypatch.setattr(held, "_native", lambda t: calls.append(t.shape) or real(t))
-    ours = _masked_lstm_results(go_backwards, zero_output)
+    ours = _masked_lstm_results(go_backwards, zero_output, return_state)
     assert calls  # the held passes ran
     monkeypatch.setattr(held, "_native", lambda t: False)
-    twins = _masked_lstm_results(go_backwards, zero_output)
+    twins = _masked_lstm_results(go_backwards, zero_output, return_state)
     for a, b in zip(ours, twins):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("zero_output", [False, True])
+@pytest.mark.parametrize("return_state", [True, False])
+def test_a_masked_lstm_layer_gives_the_generic_loops_numbers(go_backwards, zero_output, return_state):
+    fused = _masked_lstm_results(go_backwards, zero_output, return_state)
+    loop = _masked_lstm_results(go_backwards, zero_output, return_state, use_fused=False)
+    for a, b in zip(fused, loop):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

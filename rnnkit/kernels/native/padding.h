@@ -41,36 +41,37 @@ inline void check_padding(const at::Tensor& x, const at::Tensor& padded) {
               "rnnkit_native: expected CPU x (B, T, D) and a bool padded (B, T)");
 }
 
-// (B, T, D + 1): x with zeros at padded steps, then a feature that is 1 there and 0 elsewhere.
-inline at::Tensor hold_input(const at::Tensor& x, const at::Tensor& padded) {
+// (B, T, D + 1): x with zeros at padded steps, then a feature that is 1 there and 0 elsewhere (without
+// `hold`: (B, T, D), x with zeros at padded steps).
+inline at::Tensor hold_input(const at::Tensor& x, const at::Tensor& padded, bool hold) {
   check_padding(x, padded);
   const at::Tensor xc = inner_contiguous(x), pc = padded.contiguous();
-  const int64_t B = x.size(0), T_ = x.size(1), D = x.size(2);
-  at::Tensor out = at::empty({B, T_, D + 1}, x.options());
+  const int64_t B = x.size(0), T_ = x.size(1), D = x.size(2), W = D + (hold ? 1 : 0);
+  at::Tensor out = at::empty({B, T_, W}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_native_hold_input", [&] {
     const Rows<scalar_t> src = rows_of<scalar_t>(xc);
     const bool* p = pc.data_ptr<bool>();
     scalar_t* dst = out.data_ptr<scalar_t>();
     at::parallel_for(0, B * T_, 256, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        scalar_t* d = dst + r * (D + 1);
+        scalar_t* d = dst + r * W;
         if (p[r]) {
           std::fill(d, d + D, scalar_t(0));
         } else {
           std::memcpy(d, src(r / T_, r % T_), sizeof(scalar_t) * D);
         }
-        d[D] = p[r] ? scalar_t(1) : scalar_t(0);
+        if (hold) d[D] = p[r] ? scalar_t(1) : scalar_t(0);
       }
     });
   });
   return out;
 }
 
-// The gradient of hold_input: grad (B, T, D + 1) -> (B, T, D), zero at padded steps.
-inline at::Tensor hold_input_backward(const at::Tensor& grad, const at::Tensor& padded) {
+// The gradient of hold_input: grad (B, T, D + 1) (without `hold`: (B, T, D)) -> (B, T, D), zero at padded steps.
+inline at::Tensor hold_input_backward(const at::Tensor& grad, const at::Tensor& padded, bool hold) {
   check_padding(grad, padded);
   const at::Tensor gc = inner_contiguous(grad), pc = padded.contiguous();
-  const int64_t B = grad.size(0), T_ = grad.size(1), D = grad.size(2) - 1;
+  const int64_t B = grad.size(0), T_ = grad.size(1), D = grad.size(2) - (hold ? 1 : 0);
   at::Tensor out = at::empty({B, T_, D}, grad.options());
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "rnnkit_native_hold_input_backward", [&] {
     const Rows<scalar_t> src = rows_of<scalar_t>(gc);

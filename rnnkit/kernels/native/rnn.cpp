@@ -377,8 +377,8 @@ TORCH_LIBRARY(rnnkit_native, m) {
         "int mode, bool go_backwards, bool zero_output, bool blas) -> Tensor[]");
   m.def("backward(Tensor grad_out, Tensor grad_hT, Tensor? grad_cT, Tensor H, Tensor C, Tensor act, Tensor whh, "
         "Tensor? mask, int mode, bool go_backwards, bool zero_output, bool blas, bool has_bias) -> Tensor[]");
-  m.def("hold_input(Tensor x, Tensor padded) -> Tensor");
-  m.def("hold_input_backward(Tensor grad, Tensor padded) -> Tensor");
+  m.def("hold_input(Tensor x, Tensor padded, bool hold) -> Tensor");
+  m.def("hold_input_backward(Tensor grad, Tensor padded, bool hold) -> Tensor");
   m.def("held_outputs(Tensor out, Tensor lengths, bool repeat) -> Tensor[]");
   m.def("held_outputs_backward(Tensor? g_outputs, Tensor? g_last, Tensor lengths, bool repeat, int[] sizes, "
         "int[] strides) -> Tensor");
