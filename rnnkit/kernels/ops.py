@@ -100,7 +100,7 @@ def right_padded_call(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
                                use_bias, False, None)
         return [out, *[h[0] for h in hn]]
     lstm = mode == "lstm"
-    if go_backwards and zero_states and lstm and cell_state:  # the padding leads in the flipped input
+    if go_backwards and zero_states and lstm:  # the padding leads in the flipped input (held: states stay zero)
         out, h_n, c_n = kernel_call(hold_input(x.flip(1), ~mask.flip(1)), [h.unsqueeze(0) for h in hx],
                                     hold_weights(weights), mode, use_bias, False, None)
         return [out, h_n[0], c_n[0]]

@@ -118,3 +118,16 @@ def test_a_masked_lstm_layer_gives_the_generic_loops_numbers(go_backwards, zero_
     loop = _masked_lstm_results(go_backwards, zero_output, return_state, use_fused=False)
     for a, b in zip(fused, loop):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("return_state", [True, False])
+def test_backwards_from_zero_states_runs_the_flipped_input_as_it_is(monkeypatch, return_state):
+    """The path note: a backwards right-padded LSTM from zero states holds its leading padding (one kernel call on
+    the flipped input), whether or not it returns states; reversing each row's valid part is the slower way."""
+    from rnnkit.kernels import ops
+
+    def refuse(*args):
+        raise AssertionError("reverse_valid ran")
+
+    monkeypatch.setattr(ops, "reverse_valid", refuse)
+    _masked_lstm_results(go_backwards=True, zero_output=False, return_state=return_state)
