@@ -41,53 +41,41 @@ inline void check_padding(const at::Tensor& x, const at::Tensor& padded) {
               "rnnkit_native: expected CPU x (B, T, D) and a bool padded (B, T)");
 }
 
-// (B, T, D + 1): x with zeros at padded steps, then a feature that is 1 there and 0 elsewhere (without
-// `hold`: (B, T, D), x with zeros at padded steps).
-inline at::Tensor hold_input(const at::Tensor& x, const at::Tensor& padded, bool hold) {
-  check_padding(x, padded);
-  const at::Tensor xc = inner_contiguous(x), pc = padded.contiguous();
-  const int64_t B = x.size(0), T_ = x.size(1), D = x.size(2), W = D + (hold ? 1 : 0);
-  at::Tensor out = at::empty({B, T_, W}, x.options());
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_native_hold_input", [&] {
-    const Rows<scalar_t> src = rows_of<scalar_t>(xc);
+// Rows (b, t) of src's first D values into a contiguous (B, T, W) dst, zeros at padded rows; with `flag` (then
+// W = D + 1) value D is 1 at padded rows and 0 elsewhere.
+inline at::Tensor padded_rows(const at::Tensor& src_in, const at::Tensor& padded, int64_t D, bool flag) {
+  check_padding(src_in, padded);
+  const at::Tensor src = inner_contiguous(src_in), pc = padded.contiguous();
+  const int64_t B = src.size(0), T_ = src.size(1), W = D + (flag ? 1 : 0);
+  at::Tensor dst = at::empty({B, T_, W}, src.options());
+  AT_DISPATCH_FLOATING_TYPES(src.scalar_type(), "rnnkit_native_padded_rows", [&] {
+    const Rows<scalar_t> from = rows_of<scalar_t>(src);
     const bool* p = pc.data_ptr<bool>();
-    scalar_t* dst = out.data_ptr<scalar_t>();
+    scalar_t* to = dst.data_ptr<scalar_t>();
     at::parallel_for(0, B * T_, 256, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        scalar_t* d = dst + r * W;
+        scalar_t* d = to + r * W;
         if (p[r]) {
           std::fill(d, d + D, scalar_t(0));
         } else {
-          std::memcpy(d, src(r / T_, r % T_), sizeof(scalar_t) * D);
+          std::memcpy(d, from(r / T_, r % T_), sizeof(scalar_t) * D);
         }
-        if (hold) d[D] = p[r] ? scalar_t(1) : scalar_t(0);
+        if (flag) d[D] = p[r] ? scalar_t(1) : scalar_t(0);
       }
     });
   });
-  return out;
+  return dst;
+}
+
+// (B, T, D + 1): x with zeros at padded steps, then a feature that is 1 there and 0 elsewhere (without
+// `hold`: (B, T, D), x with zeros at padded steps).
+inline at::Tensor hold_input(const at::Tensor& x, const at::Tensor& padded, bool hold) {
+  return padded_rows(x, padded, x.size(2), hold);
 }
 
 // The gradient of hold_input: grad (B, T, D + 1) (without `hold`: (B, T, D)) -> (B, T, D), zero at padded steps.
 inline at::Tensor hold_input_backward(const at::Tensor& grad, const at::Tensor& padded, bool hold) {
-  check_padding(grad, padded);
-  const at::Tensor gc = inner_contiguous(grad), pc = padded.contiguous();
-  const int64_t B = grad.size(0), T_ = grad.size(1), D = grad.size(2) - (hold ? 1 : 0);
-  at::Tensor out = at::empty({B, T_, D}, grad.options());
-  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "rnnkit_native_hold_input_backward", [&] {
-    const Rows<scalar_t> src = rows_of<scalar_t>(gc);
-    const bool* p = pc.data_ptr<bool>();
-    scalar_t* dst = out.data_ptr<scalar_t>();
-    at::parallel_for(0, B * T_, 256, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        if (p[r]) {
-          std::fill(dst + r * D, dst + (r + 1) * D, scalar_t(0));
-        } else {
-          std::memcpy(dst + r * D, src(r / T_, r % T_), sizeof(scalar_t) * D);
-        }
-      }
-    });
-  });
-  return out;
+  return padded_rows(grad, padded, grad.size(2) - (hold ? 1 : 0), false);
 }
 
 inline void check_lengths(const at::Tensor& out, const at::Tensor& lengths) {
