@@ -31,6 +31,8 @@ step runs whole, where that cannot be had or where a split would not pay:
 
 * the trace fails (a branch on tensor values, an op fake tensors lack, a
   cell that is not a torch module);
+* a value the recurrent part reads of the input part is not batch-first
+  and at least 2-D per step (what the loop takes as its inputs);
 * the step draws random numbers (dropout: its masks are per step) or writes
   a tensor in place;
 * the input part has no matrix product or convolution (nothing to batch).
@@ -38,9 +40,12 @@ step runs whole, where that cannot be had or where a split would not pay:
 
 from __future__ import annotations
 
+import enum
+import types
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx
 
@@ -86,15 +91,48 @@ class SplitStep:
         return step
 
 
-_PLAIN = (int, float, bool, str, type(None), type(len), type(lambda: None))
+# What a module keeps for itself (torch's own and rnnkit Layer's bookkeeping, per-call losses, dropout masks):
+# no step reads these as values to bake in.
+_BOOKKEEPING = frozenset(vars(torch.nn.Module())) | {
+    "_activity_losses", "_auto_config", "_auto_config_problem", "_build_shape", "_weight_records", "_generator",
+    "_dropout_masks", "_recurrent_dropout_masks", "_compiled_loops", "_split_steps"}
 
 
-def python_state(cell: Any) -> tuple:
-    """The plain attributes (numbers, strings, None, functions, and tuples of them) of ``cell`` and its
-    submodules: a trace of its step holds the values it read of them, so it is valid while these are equal."""
-    modules = list(cell.modules()) if isinstance(cell, torch.nn.Module) else [cell]
-    return tuple((name, value) for module in modules for name, value in vars(module).items()
-                 if isinstance(value, _PLAIN) or (type(value) is tuple and all(isinstance(v, _PLAIN) for v in value)))
+class _Unknown(Exception):
+    """An attribute whose value a trace may have read and that has no comparable snapshot."""
+
+
+def python_state(cell: Any) -> tuple | None:
+    """A snapshot of the attributes of ``cell`` and its submodules (numbers, strings, dtypes, functions, tensors
+    by identity and version, and containers of them): a trace of its step holds the values it read of them, so it
+    is valid while the snapshot is equal. None when an attribute has no such snapshot (another object: the step
+    is then not traced, as its values could change unseen)."""
+    if not isinstance(cell, torch.nn.Module):
+        return None
+    try:
+        return tuple((name, _frozen(value)) for module in cell.modules() for name, value in vars(module).items()
+                     if name not in _BOOKKEEPING and not isinstance(value, torch.nn.Module))
+    except _Unknown:
+        return None
+
+
+def _frozen(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, torch.dtype, torch.device,
+                                           torch.Size, enum.Enum)):
+        return (type(value), value)
+    if isinstance(value, np.generic):
+        return (type(value), value.item())
+    if isinstance(value, torch.Tensor):  # (parameters and buffers are inputs of the parts; a plain tensor is read)
+        return (torch.Tensor, id(value), value._version, value.shape, value.dtype)
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return (type(value), tuple((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return (type(value), frozenset(_frozen(v) for v in value))
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type)):
+        return value  # (by identity)
+    raise _Unknown(type(value).__name__)
 
 
 def _weights_of(cell: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -142,9 +180,8 @@ def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list,
 
     modules = list(cell.modules())
     before = [dict(vars(module)) for module in modules]
-    try:
-        with torch.no_grad():
-            graph = make_fx(traced, tracing_mode="fake")(*named.values(), x_t, *flat_states)
+    try:  # (in the caller's grad mode: a step may read it)
+        graph = make_fx(traced, tracing_mode="fake")(*named.values(), x_t, *flat_states)
     except Exception:  # any reason the step cannot be traced: it runs whole
         return None
     finally:  # what the traced call set on the cell (fake tensors among it) is undone
@@ -183,8 +220,13 @@ def _cut(graph: fx.Graph, n_weights: int, n_states: int) -> tuple[fx.Graph, fx.G
             heavy = heavy or getattr(target, "overloadpacket", None) in _HEAVY
     if not heavy:
         return None
-    # the input-part values the rest reads: the frontier (x itself too, when the rest reads it)
+    # the input-part values the rest reads: the frontier (x itself too, when the rest reads it); the loop takes
+    # them as its inputs, (B, T, ...) each: per step at least 2-D with the batch first
     frontier = [n for n in graph.nodes if n in reads_x and any(u not in reads_x for u in n.users)]
+    batch = x.meta["val"].shape[0]
+    values = [n.meta.get("val") for n in frontier]
+    if not frontier or not all(isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == batch for v in values):
+        return None
 
     inputs_graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}

@@ -114,9 +114,10 @@ class _HeldOutputs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, out, lengths, padded, repeat):  # type: ignore[override]
         ctx.save_for_backward(lengths, padded)
-        ctx.repeat, ctx.shape, ctx.dtype, ctx.strides = repeat, out.shape, out.dtype, out.stride()
         ctx.set_materialize_grads(False)  # (last's gradient is often none: not made of zeros)
         outputs, last = _op("held_outputs")(out, lengths, repeat)
+        # (outputs are laid out as the op read out: its gradient the same way)
+        ctx.repeat, ctx.shape, ctx.dtype, ctx.strides = repeat, out.shape, out.dtype, outputs.stride()
         return outputs, last
 
     @staticmethod

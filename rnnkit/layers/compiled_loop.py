@@ -98,17 +98,20 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
 def split_for(layer: Any, x: torch.Tensor, states: list, training: bool,
               constants: list | None) -> SplitStep | None:
     """The layer's step split in two (:func:`rnnkit.core.split_step.split_step`) for this call, traced once per
-    shapes, dtype, device, ``training`` and the cell's plain attributes (``python_state``) and kept on the layer;
-    None where it is not split (a batch above ``SPLIT_BATCH_UP_TO``, constants given, a graph being captured,
-    ``torch.func`` transforms or autocast active, or the step cannot be cut)."""
+    shapes, dtype, device, ``training``, grad mode and snapshot of the cell's attributes (``python_state``) and
+    kept on the layer; None where it is not split (a batch above ``SPLIT_BATCH_UP_TO``, constants given, a graph
+    being captured, ``torch.func`` transforms or autocast active, attributes without a snapshot, or the step
+    cannot be cut)."""
     if (x.shape[0] > SPLIT_BATCH_UP_TO or constants is not None or capturing_graph()
             or torch._C._are_functorch_transforms_active() or torch.is_autocast_enabled(x.device.type)):
         return None  # (a trace under autocast would hold its casts)
     cell = layer.cell
-    weights = tuple((name, w.shape, w.dtype) for name, w in cell.named_parameters()) if isinstance(
-        cell, torch.nn.Module) else ()
-    key = (training, x.shape[:1] + x.shape[2:], x.dtype, x.device, weights,
-           tuple((s.shape, s.dtype) for s in flatten(states)), python_state(cell))
+    state = python_state(cell)  # (None: not a module, or attributes without a snapshot: not traced)
+    if state is None:
+        return None
+    weights = tuple((name, w.shape, w.dtype) for name, w in [*cell.named_parameters(), *cell.named_buffers()])
+    key = (training, torch.is_grad_enabled(), x.shape[:1] + x.shape[2:], x.dtype, x.device, weights,
+           tuple((s.shape, s.dtype) for s in flatten(states)), state)
     found = layer.__dict__.setdefault("_split_steps", {})  # (layers pickled before it have none)
     if key not in found:
         while len(found) >= SPLITS_KEPT:  # the oldest go first

@@ -5,6 +5,7 @@ weights), float64, for masks with holes, fully masked rows, go_backwards, nested
 cut (or would not gain) are left whole.
 """
 
+import numpy as np
 import pytest
 import torch
 
@@ -278,3 +279,88 @@ def test_the_trace_leaves_the_cell_as_it_was():
     del layer.cell.seen
     _split(layer, torch.randn(4, 7, 3, dtype=torch.float64))
     assert not hasattr(layer.cell, "seen")
+
+
+class _Transposed(MinimalTanhCell):
+    def call(self, inputs, states):  # the input part's value is (units, batch): not what the loop takes
+        h = torch.tanh((inputs @ self.kernel).t() + (states[0] @ self.recurrent_kernel).t()).t()
+        return h, [h]
+
+
+class _Summed(MinimalTanhCell):
+    def call(self, inputs, states):  # a scalar of the input part mixed with the state
+        z = inputs @ self.kernel
+        h = torch.tanh(z + states[0] @ self.recurrent_kernel + 0.01 * z.sum() * states[0])
+        return h, [h]
+
+
+class _Listed(MinimalTanhCell):
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        self.scales = [2.0]
+        self.factor = np.float32(1.0)
+
+    def call(self, inputs, states):
+        h = torch.tanh(self.scales[0] * self.factor * (inputs @ self.kernel) + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
+class _GradMode(MinimalTanhCell):
+    def call(self, inputs, states):  # a step that reads the grad mode
+        scale = 2.0 if torch.is_grad_enabled() else -1.0
+        h = torch.tanh(scale * (inputs @ self.kernel) + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
+def _compiled_against_plain(monkeypatch, cell, mask=None, batch=4):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(cell, return_sequences=True, return_state=True, compile=True)
+    layer.build((batch, 7, 3))
+    x = torch.randn(batch, 7, 3)
+    got = layer(x, mask=mask)
+    _, outputs, states = rnn(layer.step_function(False, None), x, layer.get_initial_state(batch), mask=mask)
+    torch.testing.assert_close(got[0], outputs)
+    torch.testing.assert_close(got[1], states[0])
+    return layer
+
+
+@pytest.mark.parametrize("cell", [_Transposed, _Summed], ids=["not_batch_first", "scalar"])
+def test_input_parts_the_loop_cannot_take_leave_the_step_whole(monkeypatch, cell):
+    mask = torch.rand(4, 7, generator=torch.Generator().manual_seed(0)) > 0.3
+    layer = _compiled_against_plain(monkeypatch, cell(5), mask)
+    assert list(layer._split_steps.values()) == [None]
+
+
+def test_attributes_in_containers_and_numpy_scalars_are_in_the_key(monkeypatch):
+    layer = _compiled_against_plain(monkeypatch, _Listed(5))
+    layer.cell.scales[0] = -3.0  # (a list changed in place)
+    x = torch.randn(4, 7, 3)
+    expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
+    torch.testing.assert_close(layer(x)[0], expected)
+    layer.cell.factor = np.float32(0.5)
+    expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
+    torch.testing.assert_close(layer(x)[0], expected)
+    assert len(layer._split_steps) == 3
+
+
+def test_attributes_without_a_snapshot_leave_the_step_whole(monkeypatch):
+    import types
+
+    cell = _Scaled(5)
+    cell.config = types.SimpleNamespace(scale=2.0)  # an object a trace could read unseen
+    layer = _compiled_against_plain(monkeypatch, cell)
+    assert not layer.__dict__.get("_split_steps")  # (nothing traced)
+
+
+def test_a_step_that_reads_the_grad_mode_is_traced_per_grad_mode(monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
+    torch.manual_seed(0)
+    layer = rnnkit.RNN(_GradMode(5), return_sequences=True, compile=True)
+    layer.build((4, 7, 3))
+    x = torch.randn(4, 7, 3)
+    for grad in (False, True, False):
+        with torch.set_grad_enabled(grad):
+            expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
+            torch.testing.assert_close(layer(x), expected)
+    assert len(layer._split_steps) == 2

@@ -131,3 +131,16 @@ def test_backwards_from_zero_states_runs_the_flipped_input_as_it_is(monkeypatch,
 
     monkeypatch.setattr(ops, "reverse_valid", refuse)
     _masked_lstm_results(go_backwards=True, zero_output=False, return_state=return_state)
+
+
+def test_held_outputs_of_an_output_whose_last_axis_is_strided():
+    """(Not what torch's kernels return, but ``held_outputs`` takes it: read through a copy, the gradient laid
+    out as the copy.)"""
+    padded, base = _padded(), _out(torch.float64, time_major=False)
+    out = base.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()  # last-axis stride != 1
+    outputs, last = held.held_outputs(out, LENGTHS, padded, True)
+    twin_outputs, twin_last = held.held_outputs_torch(out, LENGTHS, padded, True)
+    assert torch.equal(outputs, twin_outputs) and torch.equal(last, twin_last)
+    grad = torch.autograd.grad([outputs, last], out, [torch.ones_like(outputs), torch.ones_like(last)])[0]
+    torch.testing.assert_close(grad, held._held_outputs_grad(torch.ones_like(outputs), torch.ones_like(last),
+                                                             LENGTHS, padded, True, out.shape))
