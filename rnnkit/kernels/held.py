@@ -117,7 +117,7 @@ class _HeldOutputs(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # (last's gradient is often none: not made of zeros)
         outputs, last = _op("held_outputs")(out, lengths, repeat)
         # (outputs are laid out as the op read out: its gradient the same way)
-        ctx.repeat, ctx.shape, ctx.dtype, ctx.strides = repeat, out.shape, out.dtype, outputs.stride()
+        ctx.repeat, ctx.shape, ctx.strides = repeat, out.shape, outputs.stride()
         return outputs, last
 
     @staticmethod

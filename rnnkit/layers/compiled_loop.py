@@ -35,9 +35,10 @@ from rnnkit.kernels.spec import capturing_graph
 
 CHUNK = 32  # steps per compiled graph
 # The split step measured faster up to small batches only (2 cores, training, ``h = tanh(x W + h R)``, 32
-# features, 64 units): 10-20% at (batch 1, 1,000 steps), 26% at (8, 200); at batch 32 it was as fast as the
-# whole step, at batch 128 up to 15% slower (there the per-step products are large enough already, and the
-# input part's values cost a copy to time-major order and another in the backward).
+# features, 64 units): 1.9x at (batch 1, 1,000 steps), 1.8x at (8, 200) with its small products fused (below);
+# without them, at batch 32 it was as fast as the whole step, at batch 128 up to 15% slower (there the per-step
+# products are large enough already, and the input part's values cost a copy to time-major order and another
+# in the backward).
 SPLIT_BATCH_UP_TO = 16
 SPLITS_KEPT = 8  # traces kept per layer
 # Matrix products of the split step's recurrent part with at most this many multiply-adds are compiled as

@@ -247,17 +247,31 @@ class _Scaled(MinimalTanhCell):
         return h, [h]
 
 
-def test_a_compiled_layer_traces_again_when_a_plain_attribute_changes(monkeypatch):
-    """A trace bakes in the floats and functions it read: another value of one is another trace."""
+def _compiled(monkeypatch, cell):
+    """``RNN(cell, compile=True)`` (sequences and state returned) for ``(4, 7, 3)`` inputs, ``torch.compile``
+    replaced by the function itself."""
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     torch.manual_seed(0)
-    layer = rnnkit.RNN(_Scaled(5), return_sequences=True, compile=True)
+    layer = rnnkit.RNN(cell, return_sequences=True, return_state=True, compile=True)
     layer.build((4, 7, 3))
+    return layer
+
+
+def _assert_plain_loop(layer, x, mask=None):
+    """The layer's outputs and final state are the plain loop's over its cell."""
+    outputs, state = layer(x, mask=mask)
+    _, expected, states = rnn(layer.step_function(False, None), x, layer.get_initial_state(x.shape[0]), mask=mask)
+    torch.testing.assert_close(outputs, expected)
+    torch.testing.assert_close(state, states[0])
+
+
+def test_a_compiled_layer_traces_again_when_a_plain_attribute_changes(monkeypatch):
+    """A trace bakes in the floats and functions it read: another value of one is another trace."""
+    layer = _compiled(monkeypatch, _Scaled(5))
     x = torch.randn(4, 7, 3)
     for scale, activation in [(2.0, torch.tanh), (-0.5, torch.tanh), (-0.5, torch.sigmoid)]:
         layer.cell.scale, layer.cell.activation = scale, activation
-        expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
-        torch.testing.assert_close(layer(x), expected)
+        _assert_plain_loop(layer, x)
     assert len(layer._split_steps) == 3
     monkeypatch.setattr(compiled_loop, "SPLITS_KEPT", 2)
     layer.cell.scale = 3.0
@@ -312,35 +326,21 @@ class _GradMode(MinimalTanhCell):
         return h, [h]
 
 
-def _compiled_against_plain(monkeypatch, cell, mask=None, batch=4):
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
-    torch.manual_seed(0)
-    layer = rnnkit.RNN(cell, return_sequences=True, return_state=True, compile=True)
-    layer.build((batch, 7, 3))
-    x = torch.randn(batch, 7, 3)
-    got = layer(x, mask=mask)
-    _, outputs, states = rnn(layer.step_function(False, None), x, layer.get_initial_state(batch), mask=mask)
-    torch.testing.assert_close(got[0], outputs)
-    torch.testing.assert_close(got[1], states[0])
-    return layer
-
-
 @pytest.mark.parametrize("cell", [_Transposed, _Summed], ids=["not_batch_first", "scalar"])
 def test_input_parts_the_loop_cannot_take_leave_the_step_whole(monkeypatch, cell):
-    mask = torch.rand(4, 7, generator=torch.Generator().manual_seed(0)) > 0.3
-    layer = _compiled_against_plain(monkeypatch, cell(5), mask)
+    layer = _compiled(monkeypatch, cell(5))
+    _assert_plain_loop(layer, torch.randn(4, 7, 3), torch.rand(4, 7, generator=torch.Generator().manual_seed(0)) > 0.3)
     assert list(layer._split_steps.values()) == [None]
 
 
 def test_attributes_in_containers_and_numpy_scalars_are_in_the_key(monkeypatch):
-    layer = _compiled_against_plain(monkeypatch, _Listed(5))
-    layer.cell.scales[0] = -3.0  # (a list changed in place)
+    layer = _compiled(monkeypatch, _Listed(5))
     x = torch.randn(4, 7, 3)
-    expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
-    torch.testing.assert_close(layer(x)[0], expected)
+    _assert_plain_loop(layer, x)
+    layer.cell.scales[0] = -3.0  # (a list changed in place)
+    _assert_plain_loop(layer, x)
     layer.cell.factor = np.float32(0.5)
-    expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
-    torch.testing.assert_close(layer(x)[0], expected)
+    _assert_plain_loop(layer, x)
     assert len(layer._split_steps) == 3
 
 
@@ -349,18 +349,15 @@ def test_attributes_without_a_snapshot_leave_the_step_whole(monkeypatch):
 
     cell = _Scaled(5)
     cell.config = types.SimpleNamespace(scale=2.0)  # an object a trace could read unseen
-    layer = _compiled_against_plain(monkeypatch, cell)
+    layer = _compiled(monkeypatch, cell)
+    _assert_plain_loop(layer, torch.randn(4, 7, 3))
     assert not layer.__dict__.get("_split_steps")  # (nothing traced)
 
 
 def test_a_step_that_reads_the_grad_mode_is_traced_per_grad_mode(monkeypatch):
-    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
-    torch.manual_seed(0)
-    layer = rnnkit.RNN(_GradMode(5), return_sequences=True, compile=True)
-    layer.build((4, 7, 3))
+    layer = _compiled(monkeypatch, _GradMode(5))
     x = torch.randn(4, 7, 3)
     for grad in (False, True, False):
         with torch.set_grad_enabled(grad):
-            expected = rnn(layer.step_function(False, None), x, layer.get_initial_state(4))[1]
-            torch.testing.assert_close(layer(x), expected)
+            _assert_plain_loop(layer, x)
     assert len(layer._split_steps) == 2
