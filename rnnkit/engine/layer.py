@@ -192,7 +192,8 @@ class Layer(WeightsMixin, metaclass=LayerMeta):
         reg = self.__dict__.get("activity_regularizer")
         if reg is not None:
             leaves = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-            self._activity_losses = [reg(o) for o in leaves if isinstance(o, torch.Tensor)]
+            # (per-call bookkeeping, not configuration: set without counting in the layer's GENERATION)
+            self.__dict__["_activity_losses"] = [reg(o) for o in leaves if isinstance(o, torch.Tensor)]
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.call(*args, **kwargs)

@@ -24,6 +24,10 @@ from rnnkit.engine import initializers as initializers_mod
 from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.dtypes import resolve_dtype
 
+# A layer's count of attribute assignments and deletions (``layer.__dict__[GENERATION]``): what a layer keeps
+# about its own configuration between calls (rnnkit.layers.stream_plan) holds while it is unchanged.
+GENERATION = "_generation"
+
 
 class WeightsMixin(torch.nn.Module):
     """The weight half of ``rnnkit.Layer`` (see the module docstring)."""
@@ -118,6 +122,11 @@ class WeightsMixin(torch.nn.Module):
                 self._parameters.pop(rec["key"], None)
                 rec["key"] = name
         super().__setattr__(name, value)
+        self.__dict__[GENERATION] = self.__dict__.get(GENERATION, 0) + 1
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        self.__dict__[GENERATION] = self.__dict__.get(GENERATION, 0) + 1
 
     def _sublayers(self) -> Iterator[torch.nn.Module]:
         """Direct sub-layers (through containers), in attachment order."""

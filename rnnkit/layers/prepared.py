@@ -10,6 +10,7 @@ import torch
 from rnnkit.core.protocol import reset_dropout, zero_states
 from rnnkit.kernels.path import FUSED, select_path
 from rnnkit.kernels.spec import capturing_graph, cell_to_torch, spec_for
+from rnnkit.layers.stream_plan import stream_plan_for
 
 if TYPE_CHECKING:
     from rnnkit.kernels.path import Plan
@@ -67,6 +68,11 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
     mask, initial state or constants, on the fused path. The same steps as ``prepare(...).run()``
     (the same path choice, kernels and return convention) with nothing to convert; ``None`` when
     any of that does not hold (the general route then runs, and raises what is wrong)."""
+    plan = layer.__dict__.get("_stream_plan")
+    if plan is not None:
+        result = plan.run(layer, x, training)
+        if result is not None:
+            return result
     cell = layer.cell
     if (layer.time_major or spec_for(cell) is None or x.dim() != 3 or getattr(x, "_keras_mask", None) is not None
             or capturing_graph()):
@@ -92,4 +98,7 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
             last, outputs, new_states = layer.run_fused(x, states, None, True, weights=weights)
         finally:
             reset_dropout(cell)
-    return layer.finish_call(last, outputs, new_states, None)
+    result = layer.finish_call(last, outputs, new_states, None)
+    if layer.stateful and x.shape[1] == 1:  # a streaming call: its decisions kept for the next one
+        layer.__dict__["_stream_plan"] = stream_plan_for(layer, x, training)
+    return result

@@ -100,7 +100,7 @@ class RNN(StateBuffers, Layer):
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
-        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={})
+        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _stream_plan=None)
 
     @property
     def cell(self) -> Any:

@@ -44,6 +44,7 @@ SOURCE = Path(__file__).with_name("rnn.cpp")  # (it includes activations.h and g
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 _GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 _STATUS: list[str | None] = []  # [why it is unavailable (None: loaded)], once per process
+_MODULE: list[Any] = []  # [the built Python module] once loaded (its ``step``: see step_call)
 _BUILD_LOCK = threading.Lock()
 
 # Per-step work (batch * units * gates*units multiply-adds) above which one BLAS call per step runs the
@@ -87,9 +88,10 @@ def _build() -> str | None:
     # same kernel on one thread
     for openmp in (["-fopenmp"], []):
         try:
-            cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}_{_source_tag()}", sources=[str(SOURCE)],
-                               extra_cflags=["-O3", "-march=native", *openmp], extra_ldflags=openmp,
-                               is_python_module=False, verbose=False)
+            # (a Python module: the ops register when it loads, and its `step` is called directly)
+            _MODULE.append(cpp_extension.load(name=f"rnnkit_native_{_cpu_tag()}_{_source_tag()}",
+                                              sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native", *openmp],
+                                              extra_ldflags=openmp, is_python_module=True, verbose=False))
             return None
         except Exception as err:  # a failed build leaves torch's kernels in charge, with the reason
             failed.append(err)
@@ -239,8 +241,8 @@ def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tenso
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad
                                               for t in (x, w_ih, w_hh, b_ih, b_hh, h0, c0)):
         # nothing to differentiate: one op (projection and loop), without autograd's bookkeeping
-        return _ops()[2](x, _transposed_for_inference(w_ih), b_ih, _transposed_for_inference(w_hh), b_hh, h0, c0,
-                         mask, MODES[mode], go_backwards, zero_output, blas)
+        w_ih_t, b_ih, whh_t, b_hh = inference_weights(weights, use_bias)
+        return _ops()[2](x, w_ih_t, b_ih, whh_t, b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas)
     xp = _Projection.apply(x, w_ih, b_ih)
     return list(_NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas))
 
@@ -255,6 +257,13 @@ def _transposed(w: torch.Tensor) -> torch.Tensor:
 def _transposed_for_inference(w: torch.Tensor) -> torch.Tensor:
     """:func:`_transposed`, kept while ``w`` is the same unchanged tensor (:mod:`rnnkit.kernels.derived`)."""
     return kept("transposed", w, _transposed)
+
+
+def inference_weights(weights: list[torch.Tensor], use_bias: bool) -> tuple:
+    """``(W_ih^T, b_ih, W_hh^T, b_hh)`` (biases None without ``use_bias``) as the ``infer`` op and the one-step
+    entry read them, from torch-layout ``weights``; the transposes kept while the weights are unchanged."""
+    b_ih, b_hh = (weights[2], weights[3]) if use_bias else (None, None)
+    return _transposed_for_inference(weights[0]), b_ih, _transposed_for_inference(weights[1]), b_hh
 
 
 @functools.cache

@@ -27,7 +27,9 @@
 // and act is empty. `project` makes the input projection xp from x (B, T, D),
 // W_ih^T (D, G*U) and b_ih; `infer` (inference, nothing saved) runs `project`
 // and the forward in one call and returns [out, h_T] (LSTM: [out, h_T, c_T]):
-// training and inference project with the same arithmetic. A row's recurrence
+// training and inference project with the same arithmetic. `step` (a Python
+// function of the built module, not an op) is `infer` for one step without a
+// mask, for streaming calls. A row's recurrence
 // never reads another row: the threads (at::parallel_for, OpenMP: built with
 // -fopenmp, else the pragma is ignored and it runs serially) each run the whole
 // time loop for a block of rows; with one BLAS call per step, rows run in
@@ -40,6 +42,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/extension.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -59,6 +62,45 @@ using namespace rnnkit_native;
 constexpr int64_t kLSTM = 0, kGRU = 1, kTanh = 2, kRelu = 3;
 
 int64_t gates_of(int64_t mode) { return mode == kLSTM ? 4 : mode == kGRU ? 3 : 1; }
+
+// One row through one step. r: the row's recurrent product plus b_hh (N values, overwritten with the gates),
+// xb: its projected input, hb/cb: its states (cb: LSTM only), hnb/cnb: where the new ones go, tmp: U scratch
+// values (GRU), ab: where the gate activations the backward reads go (null: not kept).
+template <typename T>
+inline void cell_row(int64_t mode, int64_t U, int64_t N, T* r, const T* xb, const T* hb, const T* cb, T* hnb, T* cnb,
+                     T* tmp, T* ab) {
+  if (mode == kLSTM) {  // r becomes the gates i f g o
+    add_(r, xb, N);
+    sigmoid_(r, 2 * U);
+    tanh_(r + 2 * U, U);
+    sigmoid_(r + 3 * U, U);
+    for (int64_t j = 0; j < U; ++j) cnb[j] = r[U + j] * cb[j] + r[j] * r[2 * U + j];
+    std::memcpy(hnb, cnb, sizeof(T) * U);
+    tanh_(hnb, U);
+    if (ab) {
+      std::memcpy(ab, r, sizeof(T) * N);
+      std::memcpy(ab + N, hnb, sizeof(T) * U);  // tanh(c)
+    }
+    for (int64_t j = 0; j < U; ++j) hnb[j] *= r[3 * U + j];
+  } else if (mode == kGRU) {  // the r z parts of r become the gates; tmp: n
+    add_(r, xb, 2 * U);
+    sigmoid_(r, 2 * U);
+    T* n = tmp;
+    for (int64_t j = 0; j < U; ++j) n[j] = xb[2 * U + j] + r[j] * r[2 * U + j];
+    tanh_(n, U);
+    for (int64_t j = 0; j < U; ++j) hnb[j] = n[j] + r[U + j] * (hb[j] - n[j]);
+    if (ab) {
+      std::memcpy(ab, r, sizeof(T) * 2 * U);
+      std::memcpy(ab + 2 * U, n, sizeof(T) * U);
+      std::memcpy(ab + 3 * U, r + 2 * U, sizeof(T) * U);
+    }
+  } else if (mode == kTanh) {
+    for (int64_t j = 0; j < U; ++j) hnb[j] = xb[j] + r[j];
+    tanh_(hnb, U);
+  } else {
+    for (int64_t j = 0; j < U; ++j) { const T p = xb[j] + r[j]; hnb[j] = p > T(0) ? p : T(0); }
+  }
+}
 
 template <typename T>
 void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tensor& bhh, const at::Tensor& mask,
@@ -98,42 +140,9 @@ void forward_impl(const at::Tensor& xp, const at::Tensor& whh_t, const at::Tenso
         else std::memcpy(ob, ob - U, sizeof(T) * U);
         continue;
       }
-      T* r = rec + b * N;
-      const T* xb = x + (b * T_ + t) * N;
       T* ab = a ? a + (s * B + b) * K : nullptr;
-      if (mode == kLSTM) {  // r holds rec; it becomes the gates i f g o
-        const T* cb = cs + (cur * B + b) * U;
-        T* cnb = cs + (nxt * B + b) * U;
-        add_(r, xb, N);
-        sigmoid_(r, 2 * U);
-        tanh_(r + 2 * U, U);
-        sigmoid_(r + 3 * U, U);
-        for (int64_t j = 0; j < U; ++j) cnb[j] = r[U + j] * cb[j] + r[j] * r[2 * U + j];
-        std::memcpy(hnb, cnb, sizeof(T) * U);
-        tanh_(hnb, U);
-        if (ab) {
-          std::memcpy(ab, r, sizeof(T) * N);
-          std::memcpy(ab + N, hnb, sizeof(T) * U);  // tanh(c)
-        }
-        for (int64_t j = 0; j < U; ++j) hnb[j] *= r[3 * U + j];
-      } else if (mode == kGRU) {  // r: rec (r z parts become the gates), tmp: n
-        add_(r, xb, 2 * U);
-        sigmoid_(r, 2 * U);
-        T* n = tmp;
-        for (int64_t j = 0; j < U; ++j) n[j] = xb[2 * U + j] + r[j] * r[2 * U + j];
-        tanh_(n, U);
-        for (int64_t j = 0; j < U; ++j) hnb[j] = n[j] + r[U + j] * (hb[j] - n[j]);
-        if (ab) {
-          std::memcpy(ab, r, sizeof(T) * 2 * U);
-          std::memcpy(ab + 2 * U, n, sizeof(T) * U);
-          std::memcpy(ab + 3 * U, r + 2 * U, sizeof(T) * U);
-        }
-      } else if (mode == kTanh) {
-        for (int64_t j = 0; j < U; ++j) hnb[j] = xb[j] + r[j];
-        tanh_(hnb, U);
-      } else {
-        for (int64_t j = 0; j < U; ++j) { const T p = xb[j] + r[j]; hnb[j] = p > T(0) ? p : T(0); }
-      }
+      cell_row<T>(mode, U, N, rec + b * N, x + (b * T_ + t) * N, hb, cs ? cs + (cur * B + b) * U : nullptr, hnb,
+                  cs ? cs + (nxt * B + b) * U : nullptr, tmp, ab);
       std::memcpy(ob, hnb, sizeof(T) * U);
     }
   };
@@ -243,6 +252,53 @@ std::vector<at::Tensor> rnn_infer(const at::Tensor& x, const at::Tensor& w_ih_t,
   std::vector<at::Tensor> r = rnn_forward(xp, whh_t, bhh, h0, c0, mask, mode, go_backwards, zero_output, blas, false);
   r.resize(mode == kLSTM ? 3 : 2);
   return r;
+}
+
+// One step of streaming inference: what `infer` gives for a one-step input without a mask (the same
+// arithmetic, to the bit), with fewer allocations and no state buffers. x (B, 1, D); h0, c0 (B, U) contiguous
+// (c0: LSTM only). Returns [out, h_1] (LSTM: [out, h_1, c_1]); out is (B, 1, U) with `sequences`, else (B, U),
+// a tensor of its own (not the state).
+std::vector<at::Tensor> rnn_step(const at::Tensor& x, const at::Tensor& w_ih_t, const std::optional<at::Tensor>& b_ih,
+                                 const at::Tensor& whh_t, const std::optional<at::Tensor>& bhh, const at::Tensor& h0,
+                                 const std::optional<at::Tensor>& c0, int64_t mode, bool sequences) {
+  const int64_t B = x.size(0), U = h0.size(1), N = gates_of(mode) * U;
+  const bool lstm = mode == kLSTM;
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == 1 && x.device().is_cpu(), "rnnkit_native: step takes a (B, 1, D) CPU input");
+  TORCH_CHECK(whh_t.dim() == 2 && whh_t.size(0) == U && whh_t.size(1) == N && whh_t.is_contiguous() &&
+              whh_t.scalar_type() == x.scalar_type(), "rnnkit_native: step's whh_t must be a contiguous (U, G*U)");
+  TORCH_CHECK(h0.dim() == 2 && h0.size(0) == B && h0.is_contiguous() && h0.scalar_type() == x.scalar_type() &&
+              (!lstm || (c0.has_value() && c0->sizes() == h0.sizes() && c0->is_contiguous() &&
+                         c0->scalar_type() == x.scalar_type())),
+              "rnnkit_native: step's states must be contiguous (B, U) tensors of the input's dtype");
+  const at::Tensor xp = project(x, w_ih_t, b_ih);
+  auto opts = x.options();
+  at::Tensor out = sequences ? at::empty({B, 1, U}, opts) : at::empty({B, U}, opts);
+  at::Tensor hn = at::empty({B, U}, opts);
+  at::Tensor cn = lstm ? at::empty({B, U}, opts) : at::Tensor();
+  const at::Tensor b = bhh.has_value() ? bhh->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnnkit_native_step", [&] {
+    using T = scalar_t;
+    const T* xq = xp.data_ptr<T>();
+    const T* w = whh_t.data_ptr<T>();
+    const T* h = h0.data_ptr<T>();
+    const T* c = lstm ? c0->data_ptr<T>() : nullptr;
+    T* hp = hn.data_ptr<T>();
+    T* cp = lstm ? cn.data_ptr<T>() : nullptr;
+    T* o = out.data_ptr<T>();
+    std::vector<T> zeros(b.defined() ? 0 : N, T(0));
+    const T* bias = b.defined() ? b.data_ptr<T>() : zeros.data();
+    over_rows(B, U * N, [&](int64_t b0, int64_t b1) {
+      std::vector<T> rec((b1 - b0) * N), tmp(U);
+      gemm_rows(h + b0 * U, U, b1 - b0, U, w, N, rec.data(), N, bias);
+      for (int64_t r = b0; r < b1; ++r) {
+        cell_row<T>(mode, U, N, rec.data() + (r - b0) * N, xq + r * N, h + r * U, c ? c + r * U : nullptr,
+                    hp + r * U, cp ? cp + r * U : nullptr, tmp.data(), nullptr);
+        std::memcpy(o + r * U, hp + r * U, sizeof(T) * U);
+      }
+    });
+  });
+  if (lstm) return {out, hn, cn};
+  return {out, hn};
 }
 
 template <typename T>
@@ -393,4 +449,10 @@ TORCH_LIBRARY_IMPL(rnnkit_native, CPU, m) {
   m.impl("hold_input_backward", &rnnkit_native::hold_input_backward);
   m.impl("held_outputs", &rnnkit_native::held_outputs);
   m.impl("held_outputs_backward", &rnnkit_native::held_outputs_backward);
+}
+
+// The eager one-step entry, called from Python without the dispatcher (its boxing of the arguments costs more
+// than the step): rnnkit.kernels.native.step_call. Not an op: torch.compile and torch.export never see it.
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("step", &rnn_step, "one step of streaming inference (rnn_step)");
 }

@@ -1,0 +1,218 @@
+"""``StreamPlan``: a stateful layer's one-step calls run on the native one-step entry with the decisions kept.
+
+Every result must be the general route's to the bit (outputs, stored states, the return convention), the plan
+must run where its docstring says, and anything it was decided on that changes must send the call back to the
+general route (which gives what the change asks for).
+"""
+
+import copy
+import pickle
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.kernels import native
+
+pytestmark = pytest.mark.skipif(native.unavailable() is not None, reason="the native kernel cannot be built here")
+
+FEATURES, UNITS = 5, 7
+
+
+def _layer(kind, **kw):
+    make = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "tanh": rnnkit.SimpleRNN,
+            "relu": lambda units, **k: rnnkit.SimpleRNN(units, activation="relu", **k),
+            "gru_v1": lambda units, **k: rnnkit.GRU(units, reset_after=True, **k)}[kind]
+    kw.setdefault("stateful", True)
+    return make(UNITS, **kw)
+
+
+def _twins(kind, batch=2, dtype=torch.float32, **kw):
+    """A layer and a copy with the same weights; both with states from one call."""
+    torch.manual_seed(0)
+    a, b = _layer(kind, dtype=dtype, **kw), _layer(kind, dtype=dtype, **kw)
+    x = torch.randn(batch, 1, FEATURES, dtype=dtype)
+    a.build(x.shape)
+    b.build(x.shape)
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        a(x)
+        b.prepare(x).run()
+    return a, b
+
+
+class _Count:
+    """Counts the calls of a plan's one-step entry."""
+
+    def __init__(self, layer):
+        self.n = 0
+        plan = layer.__dict__["_stream_plan"]
+        assert plan is not None, "no plan was made"
+        inner = plan.step
+
+        def step(*args):
+            self.n += 1
+            return inner(*args)
+        plan.step = step
+
+
+def _leaves(result):
+    return result if isinstance(result, list) else [result]
+
+
+def _same(a, b):
+    for x, y in zip(_leaves(a), _leaves(b), strict=True):
+        assert x.shape == y.shape and x.dtype == y.dtype
+        assert torch.equal(x, y)
+
+
+def _stream(a, b, batch, steps=4, dtype=torch.float32):
+    """Feed both layers the same one-step calls: ``a`` through its plain call, ``b`` through the general route."""
+    for _ in range(steps):
+        x = torch.randn(batch, 1, FEATURES, dtype=dtype)
+        with torch.no_grad():
+            _same(a(x), b.prepare(x).run())
+    for s, t in zip(a.states, b.states, strict=True):
+        assert torch.equal(s, t)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "tanh", "relu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 3, 64])
+@pytest.mark.parametrize("conv", [{}, {"return_sequences": True}, {"return_state": True},
+                                  {"return_sequences": True, "return_state": True, "use_bias": False}])
+def test_plan_equals_the_general_route(kind, dtype, batch, conv):
+    a, b = _twins(kind, batch, dtype, **conv)
+    mode = {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(kind, kind)
+    if not native.preferred(mode, batch, UNITS):  # (an LSTM at this batch: torch's kernel, no plan)
+        assert a.__dict__["_stream_plan"] is None
+        _stream(a, b, batch, dtype=dtype)
+        return
+    count = _Count(a)
+    _stream(a, b, batch, dtype=dtype)
+    assert count.n == 4
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch", [1, 5, 300])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("sequences", [True, False])
+def test_step_entry_is_the_infer_op_for_one_step(mode, dtype, batch, bias, sequences):
+    gates = {"lstm": 4, "gru": 3}.get(mode, 1)
+    d, u = 40, 24  # 300 rows: the rows are split among threads
+    x = torch.randn(batch, 1, d, dtype=dtype)
+    w_ih_t, whh_t = torch.randn(d, gates * u, dtype=dtype), torch.randn(u, gates * u, dtype=dtype)
+    b_ih, b_hh = (torch.randn(gates * u, dtype=dtype), torch.randn(gates * u, dtype=dtype)) if bias else (None, None)
+    h0 = torch.randn(batch, u, dtype=dtype)
+    c0 = torch.randn(batch, u, dtype=dtype) if mode == "lstm" else None
+    want = torch.ops.rnnkit_native.infer(x, w_ih_t, b_ih, whh_t, b_hh, h0, c0, None, native.MODES[mode], False,
+                                         False, False)
+    got = native._MODULE[0].step(x, w_ih_t, b_ih, whh_t, b_hh, h0, c0, native.MODES[mode], sequences)
+    assert torch.equal(got[0], want[0] if sequences else want[0][:, 0])
+    for g, w in zip(got[1:], want[1:], strict=True):
+        assert torch.equal(g, w)
+    assert got[0].data_ptr() != got[1].data_ptr()  # the output is not the stored state
+
+
+def test_step_entry_checks_its_states():
+    x, w_ih_t, whh_t = torch.randn(2, 1, 3), torch.randn(3, 16), torch.randn(4, 16)
+    with pytest.raises(RuntimeError, match="states must be contiguous"):
+        native._MODULE[0].step(x, w_ih_t, None, whh_t, None, torch.zeros(2, 4), None, native.MODES["lstm"], False)
+    with pytest.raises(RuntimeError, match="states must be contiguous"):
+        native._MODULE[0].step(x, w_ih_t, None, whh_t, None, torch.zeros(3, 4), torch.zeros(3, 4),
+                               native.MODES["lstm"], False)
+
+
+def _changed(kind, change, **kw):
+    """After ``change(a, b)`` (applied to both), the plan's layer still gives the general route's numbers."""
+    a, b = _twins(kind, **kw)
+    _stream(a, b, 2, steps=2)
+    change(a)
+    change(b)
+    _stream(a, b, 2, steps=2)
+    return a, b
+
+
+def _edit_in_place(layer):
+    with torch.no_grad():
+        layer.cell.recurrent_kernel.mul_(1.5)
+        layer.cell.bias.add_(0.25)
+
+
+def _replace_kernel(layer):
+    layer.cell.kernel = torch.nn.Parameter(layer.cell.kernel.detach() * 2)
+
+
+def _move(layer):
+    layer.double().float()  # new storage for every weight and state
+
+
+@pytest.mark.parametrize("change", [_edit_in_place, _replace_kernel, _move,
+                                    lambda layer: layer.reset_states(),
+                                    lambda layer: layer.reset_states([torch.ones(2, UNITS), torch.ones(2, UNITS)]),
+                                    lambda layer: layer.load_state_dict({k: v + 1 for k, v in
+                                                                         layer.state_dict().items()})])
+def test_a_changed_weight_or_state_is_read(change):
+    a, b = _changed("lstm", change)
+    assert a.__dict__["_stream_plan"] is not None
+
+
+def test_a_changed_configuration_goes_the_general_route():
+    def config(layer):
+        layer.return_state = True
+        layer.cell.activation = rnnkit.activations.get("relu")
+
+    a, b = _changed("tanh", config)
+    x = torch.randn(2, 1, FEATURES)
+    with torch.no_grad():
+        result = a(x)
+    assert isinstance(result, list) and len(result) == 2  # [output, state]
+    assert (result[1] >= 0).all()  # relu
+
+
+def test_no_plan_runs_with_gradients_autocast_or_another_batch():
+    a, b = _twins("gru")
+    count = _Count(a)
+    x = torch.randn(2, 1, FEATURES)
+    y = a(x)  # gradients on: the general route, a graph
+    b.prepare(x).run()
+    assert y.requires_grad
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        _same(a(x), b.prepare(x).run())  # autocast's dtype rules: torch's kernel
+    with torch.no_grad():
+        x = torch.randn(2, 3, FEATURES)
+        _same(a(x), b.prepare(x).run())  # three steps: the general route
+        with pytest.raises(ValueError, match="batch size"):
+            a(torch.randn(4, 1, FEATURES))  # another batch: the general route's error
+    assert count.n == 0
+
+
+def test_training_with_dropout_makes_no_plan():
+    a = _layer("lstm", dropout=0.5)
+    x = torch.randn(2, 1, FEATURES)
+    a.train()
+    with torch.no_grad():
+        a(x)
+        assert a.__dict__["_stream_plan"] is None
+        a.eval()
+        a(x)
+        assert a.__dict__["_stream_plan"] is not None  # no dropout in inference
+
+
+def test_plans_stay_made_across_calls():
+    a, b = _twins("lstm")
+    plan = a.__dict__["_stream_plan"]
+    count = _Count(a)
+    _stream(a, b, 2, steps=5)
+    assert a.__dict__["_stream_plan"] is plan and count.n == 5
+
+
+def test_copies_make_their_own_plan():
+    a, b = _twins("gru")
+    for c in (copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert c.__dict__["_stream_plan"] is None
+        d = copy.deepcopy(b)
+        _stream(c, d, 2, steps=2)
+        assert c.__dict__["_stream_plan"] is not None
+        assert not torch.equal(c.states[0], a.states[0])  # its own states, not the original's
