@@ -68,11 +68,6 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
     mask, initial state or constants, on the fused path. The same steps as ``prepare(...).run()``
     (the same path choice, kernels and return convention) with nothing to convert; ``None`` when
     any of that does not hold (the general route then runs, and raises what is wrong)."""
-    plan = layer.__dict__.get("_stream_plan")
-    if plan is not None:
-        result = plan.run(layer, x, training)
-        if result is not None:
-            return result
     cell = layer.cell
     if (layer.time_major or spec_for(cell) is None or x.dim() != 3 or getattr(x, "_keras_mask", None) is not None
             or capturing_graph()):
@@ -99,6 +94,6 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
         finally:
             reset_dropout(cell)
     result = layer.finish_call(last, outputs, new_states, None)
-    if layer.stateful and x.shape[1] == 1:  # a streaming call: its decisions kept for the next one
+    if x.shape[1] == 1:  # a streaming call: its decisions kept for the next one
         layer.__dict__["_stream_plan"] = stream_plan_for(layer, x, training)
     return result

@@ -52,6 +52,7 @@ from rnnkit.kernels.spec import spec_for
 from rnnkit.layers.compiled_loop import run_compiled
 from rnnkit.layers.prepared import PreparedCall, plain_call
 from rnnkit.layers.state_buffers import StateBuffers
+from rnnkit.layers.stream_plan import stream_plan_for
 
 
 @documented(
@@ -261,11 +262,21 @@ class RNN(StateBuffers, Layer):
         return self.call(sequences, initial_state, mask, training, constants)
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
-        if initial_state is None and mask is None and constants is None and type(sequences) is torch.Tensor:
-            result = plain_call(self, sequences, training)
-            if result is not None:
-                return result
-        return self.prepare(sequences, initial_state, mask, training, constants).run()
+        if mask is None and constants is None and type(sequences) is torch.Tensor:
+            plan = self.__dict__.get("_stream_plan")  # (rnnkit.layers.stream_plan: one-step calls)
+            if plan is not None:
+                result = plan.run(self, sequences, training, initial_state)
+                if result is not None:
+                    return result
+            if initial_state is None:
+                result = plain_call(self, sequences, training)
+                if result is not None:
+                    return result
+        result = self.prepare(sequences, initial_state, mask, training, constants).run()
+        if (initial_state is not None and mask is None and constants is None and type(sequences) is torch.Tensor
+                and sequences.dim() == 3 and sequences.shape[1] == 1):
+            self.__dict__["_stream_plan"] = stream_plan_for(self, sequences, training, initial_state=True)
+        return result
 
     def path_for(self, call: PreparedCall) -> Plan:
         """The path (fused kernel, hoisted or generic loop) a prepared call of this layer takes."""

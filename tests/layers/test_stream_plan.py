@@ -27,18 +27,26 @@ def _layer(kind, **kw):
     return make(UNITS, **kw)
 
 
-def _twins(kind, batch=2, dtype=torch.float32, **kw):
-    """A layer and a copy with the same weights; both with states from one call."""
+def _twins(kind, batch=2, dtype=torch.float32, carry=False, **kw):
+    """A layer and a copy with the same weights, both called once (``carry``: not stateful, given the states
+    as ``initial_state``)."""
     torch.manual_seed(0)
+    if carry:
+        kw.update(stateful=False, return_state=True)
     a, b = _layer(kind, dtype=dtype, **kw), _layer(kind, dtype=dtype, **kw)
     x = torch.randn(batch, 1, FEATURES, dtype=dtype)
     a.build(x.shape)
     b.build(x.shape)
     b.load_state_dict(a.state_dict())
+    states = _zeros(a, batch, dtype) if carry else None
     with torch.no_grad():
-        a(x)
-        b.prepare(x).run()
+        a(x, initial_state=states)
+        b.prepare(x, initial_state=states).run()
     return a, b
+
+
+def _zeros(layer, batch, dtype=torch.float32):
+    return [torch.zeros(batch, UNITS, dtype=dtype) for _ in range(2 if isinstance(layer, rnnkit.LSTM) else 1)]
 
 
 class _Count:
@@ -66,14 +74,20 @@ def _same(a, b):
         assert torch.equal(x, y)
 
 
-def _stream(a, b, batch, steps=4, dtype=torch.float32):
-    """Feed both layers the same one-step calls: ``a`` through its plain call, ``b`` through the general route."""
+def _stream(a, b, batch, steps=4, dtype=torch.float32, carry=False):
+    """Feed both layers the same one-step calls: ``a`` through its call, ``b`` through the general route (a
+    stateful layer's stored states; ``carry``: each call's states given to the next as ``initial_state``)."""
+    sa = sb = _zeros(a, batch, dtype) if carry else None
     for _ in range(steps):
         x = torch.randn(batch, 1, FEATURES, dtype=dtype)
         with torch.no_grad():
-            _same(a(x), b.prepare(x).run())
-    for s, t in zip(a.states, b.states, strict=True):
-        assert torch.equal(s, t)
+            ya, yb = a(x, initial_state=sa), b.prepare(x, initial_state=sb).run()
+        _same(ya, yb)
+        if carry:
+            sa, sb = ya[1:], yb[1:]
+    if a.stateful:
+        for s, t in zip(a.states, b.states, strict=True):
+            assert torch.equal(s, t)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "tanh", "relu"])
@@ -81,15 +95,18 @@ def _stream(a, b, batch, steps=4, dtype=torch.float32):
 @pytest.mark.parametrize("batch", [1, 3, 64])
 @pytest.mark.parametrize("conv", [{}, {"return_sequences": True}, {"return_state": True},
                                   {"return_sequences": True, "return_state": True, "use_bias": False}])
-def test_plan_equals_the_general_route(kind, dtype, batch, conv):
-    a, b = _twins(kind, batch, dtype, **conv)
+@pytest.mark.parametrize("states", ["stored", "given", "zeros"])
+def test_plan_equals_the_general_route(kind, dtype, batch, conv, states):
+    carry = states == "given"
+    a, b = _twins(kind, batch, dtype, carry=carry, **conv) if states != "zeros" else _twins(
+        kind, batch, dtype, **dict(conv, stateful=False))
     mode = {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(kind, kind)
     if not native.preferred(mode, batch, UNITS):  # (an LSTM at this batch: torch's kernel, no plan)
-        assert a.__dict__["_stream_plan"] is None
-        _stream(a, b, batch, dtype=dtype)
+        assert a.__dict__.get("_stream_plan") is None
+        _stream(a, b, batch, dtype=dtype, carry=carry)
         return
     count = _Count(a)
-    _stream(a, b, batch, dtype=dtype)
+    _stream(a, b, batch, dtype=dtype, carry=carry)
     assert count.n == 4
 
 
@@ -216,3 +233,49 @@ def test_copies_make_their_own_plan():
         _stream(c, d, 2, steps=2)
         assert c.__dict__["_stream_plan"] is not None
         assert not torch.equal(c.states[0], a.states[0])  # its own states, not the original's
+
+
+def test_given_states_the_entry_cannot_read_go_the_general_route():
+    a, b = _twins("lstm", carry=True)
+    x = torch.randn(2, 1, FEATURES)
+    h = torch.randn(UNITS, 2)
+    for states in ([h.t(), h.t()],  # strided
+                   [h.t().double(), h.t().contiguous()],  # another dtype: converted
+                   [h.t().numpy(), h.t().contiguous()],  # arrays
+                   (h.t().contiguous(), h.t().contiguous())):  # a tuple of fitting tensors: the plan
+        count = _Count(a)  # (each general-route call makes the next plan)
+        with torch.no_grad():
+            _same(a(x, initial_state=states), b.prepare(x, initial_state=states).run())
+        assert count.n == (1 if isinstance(states, tuple) else 0)
+    with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
+        a(x, initial_state=[torch.zeros(3, UNITS), torch.zeros(3, UNITS)])  # the general route's error
+    with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
+        a(x, initial_state=[torch.zeros(2, UNITS)])
+
+
+def test_a_stateful_layer_given_states_goes_the_general_route():
+    a, b = _twins("gru")
+    count = _Count(a)
+    x, given = torch.randn(2, 1, FEATURES), [torch.ones(2, UNITS)]
+    with torch.no_grad():
+        _same(a(x, initial_state=given), b.prepare(x, initial_state=given).run())
+    assert count.n == 0 and a.__dict__["_stream_plan"] is None
+    assert torch.equal(a.states[0], b.states[0])
+    _stream(a, b, 2, steps=2)  # and a new plan from the next plain call
+    assert a.__dict__["_stream_plan"] is not None
+
+
+def test_the_thread_count_is_a_fact_of_the_plan():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a, b = _twins("lstm", batch=64)  # 64 x 7 units: the native kernel with two threads, torch's with one
+        count = _Count(a)
+        torch.set_num_threads(1)
+        _stream(a, b, 64, steps=2)
+        assert count.n == 0
+        torch.set_num_threads(2)
+        _stream(a, b, 64, steps=2)
+        assert a.__dict__["_stream_plan"] is not None
+    finally:
+        torch.set_num_threads(threads)
