@@ -30,7 +30,7 @@ import torch
 from rnnkit.core.sequences import right_padded_lengths
 from rnnkit.kernels import native
 from rnnkit.kernels.ops import kernel_call, mode_of, right_padded_call, rnn_kernel, rnn_kernel_masked
-from rnnkit.kernels.spec import capturing_graph, cell_to_torch, kernel_for
+from rnnkit.kernels.spec import KernelSpec, capturing_graph, cell_to_torch, kernel_for, spec_for
 
 
 def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], weights: list, use_bias: bool,
@@ -65,10 +65,9 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         holes = not right_padded
     else:
         holes = False
-    weights = weights if weights is not None else cell_to_torch(cell)
     kernel = kernel_for(cell)
     mode = mode_of(kernel)
-    use_native = not graph and native_chosen(cell, x, holes, mode, weights[0])
+    use_native = not graph and native_chosen(cell, x, holes, mode)
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
@@ -78,9 +77,11 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if masks is not None:
         x = x * masks[0].unsqueeze(1)
     if use_native:
-        outputs, *new_states = native.native_call(x, mask, list(states), weights, mode, cell.use_bias,
-                                                  layer.go_backwards, layer.zero_output_for_mask)
+        native_weights, native_mode = native_layout(cell, weights)
+        outputs, *new_states = native.native_call(x, mask, list(states), native_weights, native_mode,
+                                                  cell.use_bias, layer.go_backwards, layer.zero_output_for_mask)
         return outputs.select(1, -1), outputs, new_states
+    weights = weights if weights is not None else cell_to_torch(cell)
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
@@ -94,6 +95,17 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         outputs, *new_states = right_padded_call(x, mask, lengths, *args[2:], zero_states=zero_states,
                                                  cell_state=layer.stateful or layer.return_state)
     return outputs.select(1, -1), outputs, new_states
+
+
+def native_layout(cell, weights: list | None = None) -> tuple[list, str]:
+    """``(weights, mode)`` the native kernel runs ``cell`` on (:meth:`rnnkit.kernels.spec.KernelSpec.to_native`:
+    a GRU's in Keras's gate order, no reordering); ``weights``: the cell's torch-layout weights when the caller
+    has them (used where the family's native layout is torch's)."""
+    spec = spec_for(cell)
+    assert spec is not None, "native_layout of a cell with no kernel"
+    if weights is not None and type(spec).to_native is KernelSpec.to_native:
+        return weights, mode_of(kernel_for(cell))
+    return spec.to_native(cell)
 
 
 def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None = None,

@@ -92,6 +92,12 @@ class GRUSpec(KernelSpec):
     def to_torch(self, cell: Any) -> list[torch.Tensor]:
         return gru_to_torch(cell.kernel, cell.recurrent_kernel, cell.bias)
 
+    def to_native(self, cell: Any) -> tuple[list[torch.Tensor], str]:
+        # torch's layout, Keras's gate order (z r h): views of the cell's weights, no reordering
+        bias = cell.bias
+        weights = [cell.kernel.t(), cell.recurrent_kernel.t()]
+        return (weights + [bias[0], bias[1]] if bias is not None else weights), "gru_keras"
+
     from_torch = staticmethod(gru_from_torch)
 
 

@@ -184,9 +184,11 @@ def _cell_step(mode: str, xp: torch.Tensor, rec: torch.Tensor, states: list[torc
         g = torch.tanh(z.chunk(4, 1)[2])
         c = f * states[1] + i * g
         return [o * torch.tanh(c), c]
-    if mode == "gru":
+    if mode in ("gru", "gru_keras"):  # (gate blocks r z n; z r n in Keras's order)
         xr, xz, xn = xp.chunk(3, 1)
         hr, hz, hn = rec.chunk(3, 1)
+        if mode == "gru_keras":
+            xr, xz, hr, hz = xz, xr, hz, hr
         r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
         return [(1 - z) * n + z * states[0]]

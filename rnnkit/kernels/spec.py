@@ -17,6 +17,9 @@ A spec answers four questions about a cell of its family:
                          ``None`` for a family with no fused kernel.
 ``to_torch(cell)``       its weights in the kernel's layout (differentiable);
                          ``from_torch(...)`` goes back (Keras layout).
+``to_native(cell)``      its weights and mode for rnnkit's native kernel
+                         (:mod:`rnnkit.kernels.native`): ``to_torch``'s and the
+                         kernel's mode unless the family has a cheaper layout.
 
 Every matching cell can be *hoisted*: its input projection for all timesteps
 runs before the loop (``cell.project_inputs``) and the loop runs only
@@ -62,6 +65,15 @@ class KernelSpec:
 
     def to_torch(self, cell: Any) -> list[torch.Tensor]:
         raise NotImplementedError(f"{self.name} has no kernel weight layout")
+
+    def to_native(self, cell: Any) -> tuple[list[torch.Tensor], str]:
+        """``(weights, mode)`` for the native kernel: torch's layout (``[w_ih, w_hh(, b_ih, b_hh)]``) in the gate
+        order ``mode`` names (differentiable; ``cell_to_torch``'s kept weights without gradients)."""
+        kernel = self.kernel(cell)
+        assert kernel is not None, f"{self.name} has no kernel"
+        from rnnkit.kernels.ops import mode_of
+
+        return cell_to_torch(cell), mode_of(kernel)
 
 
 _SPECS: list[KernelSpec] = []

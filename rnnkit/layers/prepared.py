@@ -9,7 +9,7 @@ import torch
 
 from rnnkit.core.protocol import reset_dropout, zero_states
 from rnnkit.kernels.path import FUSED, select_path
-from rnnkit.kernels.spec import capturing_graph, cell_to_torch, spec_for
+from rnnkit.kernels.spec import capturing_graph, spec_for
 from rnnkit.layers.stream_plan import stream_plan_for
 
 if TYPE_CHECKING:
@@ -75,8 +75,9 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
     training = layer.training if training is None else bool(training)
     if select_path(layer, None, training).path != FUSED:
         return None
-    weights = cell_to_torch(cell)
-    if x.dtype != weights[0].dtype or x.device != weights[0].device or x.shape[2:] != layer.feature_shape:
+    kernel = cell._parameters.get("kernel")
+    kernel = kernel if kernel is not None else cell.kernel  # (a parametrized weight: its value)
+    if x.dtype != kernel.dtype or x.device != kernel.device or x.shape[2:] != layer.feature_shape:
         return None
     batch = x.shape[0]
     if layer.stateful:
@@ -86,11 +87,11 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
     else:
         states = zero_states(cell.state_size, batch, x.dtype, x.device)  # a built-in cell's initial states
     if not training:  # (no dropout masks are made or read)
-        last, outputs, new_states = layer.run_fused(x, states, None, False, weights=weights)
+        last, outputs, new_states = layer.run_fused(x, states, None, False)
     else:
         reset_dropout(cell)
         try:
-            last, outputs, new_states = layer.run_fused(x, states, None, True, weights=weights)
+            last, outputs, new_states = layer.run_fused(x, states, None, True)
         finally:
             reset_dropout(cell)
     result = layer.finish_call(last, outputs, new_states, None)

@@ -32,10 +32,10 @@ import torch
 
 from rnnkit.engine.weights import GENERATION
 from rnnkit.kernels import native
-from rnnkit.kernels.fused import native_chosen
+from rnnkit.kernels.fused import native_chosen, native_layout
 from rnnkit.kernels.ops import mode_of
 from rnnkit.kernels.path import FUSED, select_path
-from rnnkit.kernels.spec import cell_to_torch, kernel_for
+from rnnkit.kernels.spec import kernel_for
 
 if TYPE_CHECKING:
     from rnnkit.layers.rnn import RNN
@@ -112,17 +112,17 @@ def stream_plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: b
     if held[0] is None or held[1] is None or (cell.use_bias and held[2] is None) or any(
             p.is_inference() for p in held if p is not None):
         return None  # (parametrized weights, or weights without a version counter: the general route)
-    weights = cell_to_torch(cell)
     mode = mode_of(kernel_for(cell))
-    if (x.dtype != weights[0].dtype or x.shape[2:] != layer.feature_shape
-            or not native_chosen(cell, x, False, mode, weights[0]) or native.use_blas(x.shape[0], cell.units, mode)):
+    if (x.dtype != held[0].dtype or x.shape[2:] != layer.feature_shape or not native_chosen(cell, x, False, mode)
+            or native.use_blas(x.shape[0], cell.units, mode)):
         return None
     if layer.stateful:
         states = layer.states
         if states is None or len(states) != (2 if mode == "lstm" else 1):
             return None
+    weights, native_mode = native_layout(cell)  # (what the general route's native call runs on)
     return StreamPlan(layer, _facts(layer, cell, x, training, initial_state), held,
-                      native.inference_weights(weights, cell.use_bias), mode)
+                      native.inference_weights(weights, cell.use_bias), native_mode)
 
 
 def _facts(layer: RNN, cell: Any, x: torch.Tensor, training: Any, initial_state: bool) -> tuple:

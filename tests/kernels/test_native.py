@@ -19,7 +19,7 @@ from rnnkit.kernels import native, ops
 pytestmark = pytest.mark.skipif(native.unavailable() is not None,
                                 reason=f"native kernel not built here: {native.unavailable()}")
 
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "gru_keras": 3}  # (gru_keras: z r h order)
 MASKS = ["none", "right", "holes", "fully_masked_row"]
 
 
@@ -169,6 +169,32 @@ def test_native_gradcheck_without_bias(mode):
     assert torch.autograd.gradcheck(run, args)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mask_kind", MASKS)
+@pytest.mark.parametrize("units", [5, 16])
+def test_gru_in_keras_order_is_the_gru_with_its_gates_swapped(dtype, mask_kind, units):
+    """Mode gru_keras reads its gate blocks as z r h: the numbers of torch's order (r z n) on the weights with the
+    first two blocks swapped, outputs, states and gradients (swapped back), to rounding (the products add the
+    gate columns in another order)."""
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1.3e-6, "atol": 1e-5}
+    x, weights, hx, gen = _case("gru", units=units, dtype=dtype)
+    mask = _mask(mask_kind, x.shape[0], x.shape[1], gen)
+    swap = [torch.cat([w.chunk(3)[1], w.chunk(3)[0], w.chunk(3)[2]]) for w in weights]
+    results = []
+    for mode, ws in (("gru", weights), ("gru_keras", swap)):
+        inputs = [t.detach().clone().requires_grad_() for t in [x, *ws, *hx]]
+        out = native.native_call(inputs[0], mask, inputs[5:], inputs[1:5], mode, True, False, False)
+        grads = torch.autograd.grad(out, inputs, [torch.ones_like(o) for o in out])
+        results.append((out, grads))
+    for a, b in zip(results[0][0], results[1][0]):
+        torch.testing.assert_close(a, b, **tol)
+    (gx, *gw, gh), (kx, *kw, kh) = results[0][1], results[1][1]
+    torch.testing.assert_close(gx, kx, **tol)
+    torch.testing.assert_close(gh, kh, **tol)
+    for g, k in zip(gw, kw):
+        torch.testing.assert_close(g, torch.cat([k.chunk(3)[1], k.chunk(3)[0], k.chunk(3)[2]]), **tol)
+
+
 def test_float32_activations_are_accurate():
     """float32 uses a polynomial exp/tanh: an LSTM step with no recurrence against float64 math."""
     units = 4096
@@ -251,7 +277,7 @@ def test_bidirectional_halves_on_native_equal_generic(native_calls):
     gb = torch.autograd.grad(b.square().sum(), list(loop.parameters()))
     for p, q in zip(ga, gb):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-10)
-    assert native_calls == ["gru", "gru"]
+    assert native_calls == ["gru_keras", "gru_keras"]  # (a GRU runs in Keras's gate order)
     assert "native kernel runs each half" in str(rnnkit.explain(fast, x, mask=mask, training=True))
 
 
@@ -262,10 +288,10 @@ def test_the_choice_follows_the_documented_rule(native_calls, monkeypatch):
     with torch.no_grad():
         rnnkit.GRU(8)(x)  # GRU and SimpleRNN: always
         rnnkit.SimpleRNN(32)(big)
-        assert native_calls == ["gru", "rnn_tanh"]
+        assert native_calls == ["gru_keras", "rnn_tanh"]
         lstm = rnnkit.LSTM(64)
         lstm(big)  # LSTM: torch's (oneDNN) kernel above 512 batch*units with 2 threads
-        assert native_calls == ["gru", "rnn_tanh"]
+        assert native_calls == ["gru_keras", "rnn_tanh"]
         assert rnnkit.explain(lstm, big).detail == "torch.lstm"
         small = rnnkit.LSTM(64)
         small(torch.randn(8, 3, 3))  # 512: native

@@ -41,8 +41,9 @@ import torch
 from rnnkit.kernels.derived import kept
 
 SOURCE = Path(__file__).with_name("rnn.cpp")  # (it includes activations.h and gemm.h, next to it)
-MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+# ("gru_keras": the GRU with its gate blocks in Keras's order z r h, where torch's is r z n)
+MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3, "gru_keras": 4}
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1, "gru_keras": 3}
 _STATUS: list[str | None] = []  # [why it is unavailable (None: loaded)], once per process
 _MODULE: list[Any] = []  # [the built Python module] once loaded (its ``step``: see step_call)
 _BUILD_LOCK = threading.Lock()
@@ -255,8 +256,10 @@ def _transposed(w: torch.Tensor) -> torch.Tensor:
 
 
 def _transposed_for_inference(w: torch.Tensor) -> torch.Tensor:
-    """:func:`_transposed`, kept while ``w`` is the same unchanged tensor (:mod:`rnnkit.kernels.derived`)."""
-    return kept("transposed", w, _transposed)
+    """:func:`_transposed`, kept while ``w`` is the same unchanged tensor (:mod:`rnnkit.kernels.derived`) where it
+    is a copy (a view costs nothing to make again)."""
+    t = w.t()
+    return t if t.is_contiguous() else kept("transposed", w, _transposed)
 
 
 def inference_weights(weights: list[torch.Tensor], use_bias: bool) -> tuple:

@@ -23,7 +23,8 @@
 // The forward returns [out (B, T, U), h_T, c_T, H (T+1, B, U), C (T+1, B, U),
 // act (T, B, K)] where H/C are the states before/after each step and act the
 // gate activations the backward reads (LSTM: i f g o tanh(c), K = 5U; GRU:
-// r z n hn, K = 4U; 0 for RNN). Without `save` H/C hold two alternating slots
+// its two sigmoid gates in the weights' order, then n hn, K = 4U; 0 for RNN).
+// Mode 4 is the GRU with Keras's gate order (z r h) instead of torch's. Without `save` H/C hold two alternating slots
 // and act is empty. `project` makes the input projection xp from x (B, T, D),
 // W_ih^T (D, G*U) and b_ih; `infer` (inference, nothing saved) runs `project`
 // and the forward in one call and returns [out, h_T] (LSTM: [out, h_T, c_T]):
@@ -59,9 +60,15 @@ namespace {
 
 using namespace rnnkit_native;
 
-constexpr int64_t kLSTM = 0, kGRU = 1, kTanh = 2, kRelu = 3;
+// kGRUKeras: the GRU with its gate blocks in Keras's order (z r h: update, reset, candidate) in the weights, the
+// projected input and every gradient, where kGRU has torch's (r z n): a Keras GRU's weights run without reordering.
+constexpr int64_t kLSTM = 0, kGRU = 1, kTanh = 2, kRelu = 3, kGRUKeras = 4;
 
-int64_t gates_of(int64_t mode) { return mode == kLSTM ? 4 : mode == kGRU ? 3 : 1; }
+bool is_gru(int64_t mode) { return mode == kGRU || mode == kGRUKeras; }
+int64_t gates_of(int64_t mode) { return mode == kLSTM ? 4 : is_gru(mode) ? 3 : 1; }
+// Offsets of the reset and update gate blocks in a GRU's gate order.
+int64_t reset_at(int64_t mode, int64_t U) { return mode == kGRUKeras ? U : 0; }
+int64_t update_at(int64_t mode, int64_t U) { return mode == kGRUKeras ? 0 : U; }
 
 // One row through one step. r: the row's recurrent product plus b_hh (N values, overwritten with the gates),
 // xb: its projected input, hb/cb: its states (cb: LSTM only), hnb/cnb: where the new ones go, tmp: U scratch
@@ -82,13 +89,15 @@ inline void cell_row(int64_t mode, int64_t U, int64_t N, T* r, const T* xb, cons
       std::memcpy(ab + N, hnb, sizeof(T) * U);  // tanh(c)
     }
     for (int64_t j = 0; j < U; ++j) hnb[j] *= r[3 * U + j];
-  } else if (mode == kGRU) {  // the r z parts of r become the gates; tmp: n
+  } else if (is_gru(mode)) {  // the reset and update parts of r become the gates; tmp: n
+    const T* rg = r + reset_at(mode, U);
+    const T* zg = r + update_at(mode, U);
     add_(r, xb, 2 * U);
     sigmoid_(r, 2 * U);
     T* n = tmp;
-    for (int64_t j = 0; j < U; ++j) n[j] = xb[2 * U + j] + r[j] * r[2 * U + j];
+    for (int64_t j = 0; j < U; ++j) n[j] = xb[2 * U + j] + rg[j] * r[2 * U + j];
     tanh_(n, U);
-    for (int64_t j = 0; j < U; ++j) hnb[j] = n[j] + r[U + j] * (hb[j] - n[j]);
+    for (int64_t j = 0; j < U; ++j) hnb[j] = n[j] + zg[j] * (hb[j] - n[j]);
     if (ab) {
       std::memcpy(ab, r, sizeof(T) * 2 * U);
       std::memcpy(ab + 2 * U, n, sizeof(T) * U);
@@ -196,7 +205,7 @@ std::vector<at::Tensor> rnn_forward(const at::Tensor& xp, const at::Tensor& whh_
     C = at::empty({slots, B, U}, opts);
     first_slot(C, *c0);
   }
-  const int64_t K = !save ? 0 : mode == kLSTM ? 5 * U : mode == kGRU ? 4 * U : 0;
+  const int64_t K = !save ? 0 : mode == kLSTM ? 5 * U : is_gru(mode) ? 4 * U : 0;
   at::Tensor act = at::empty({save ? T_ : 0, B, K}, opts);
   at::Tensor b = bhh.has_value() ? bhh->contiguous() : at::Tensor();
   at::Tensor mk = mask.has_value() ? mask->contiguous() : at::Tensor();
@@ -353,16 +362,17 @@ void backward_impl(const at::Tensor& grad_out, const at::Tensor& H, const at::Te
           dhb[j] = T(0);
         }
         std::memcpy(dxb, dzb, sizeof(T) * N);
-      } else if (mode == kGRU) {
+      } else if (is_gru(mode)) {
         const T* hb = hs + (s * B + b) * U;
+        const int64_t ro = reset_at(mode, U), zo = update_at(mode, U);
         for (int64_t j = 0; j < U; ++j) {
-          const T r = ab[j], z = ab[U + j], n = ab[2 * U + j], hnj = ab[3 * U + j];
+          const T r = ab[ro + j], z = ab[zo + j], n = ab[2 * U + j], hnj = ab[3 * U + j];
           const T dhn = dhb[j] + g[j];
           const T dnp = dhn * (T(1) - z) * (T(1) - n * n);
           const T drp = dnp * hnj * r * (T(1) - r);
           const T dzp = dhn * (hb[j] - n) * z * (T(1) - z);
-          dxb[j] = drp; dxb[U + j] = dzp; dxb[2 * U + j] = dnp;
-          dzb[j] = drp; dzb[U + j] = dzp; dzb[2 * U + j] = dnp * r;
+          dxb[ro + j] = drp; dxb[zo + j] = dzp; dxb[2 * U + j] = dnp;
+          dzb[ro + j] = drp; dzb[zo + j] = dzp; dzb[2 * U + j] = dnp * r;
           dhb[j] = dhn * z;
         }
       } else {
@@ -403,7 +413,7 @@ std::vector<at::Tensor> rnn_backward(const at::Tensor& grad_out, const at::Tenso
                                      bool zero_output, bool blas, bool has_bias) {
   const int64_t T_ = grad_out.size(1), B = grad_out.size(0), U = grad_out.size(2), N = gates_of(mode) * U;
   TORCH_CHECK(whh.size(0) == N && whh.size(1) == U, "rnnkit_native: whh must be (G*U, U)");
-  TORCH_CHECK(act.size(2) == (mode == kLSTM ? 5 * U : mode == kGRU ? 4 * U : act.size(2)),
+  TORCH_CHECK(act.size(2) == (mode == kLSTM ? 5 * U : is_gru(mode) ? 4 * U : act.size(2)),
               "rnnkit_native: the forward did not save what the backward needs (save=False)");
   auto opts = grad_out.options();
   at::Tensor go = grad_out.contiguous();
