@@ -119,7 +119,9 @@ def cell_to_torch(cell: Any) -> list[torch.Tensor]:
     Without gradients (inference) the converted weights are kept on the cell
     and reused while its parameters are the same tensors, unchanged (identity,
     storage, version counter, dtype and device): no per-call conversion. With gradients they are made
-    anew each call, so that every graph has its own.
+    anew each call, so that every graph has its own. An edit through ``p.data`` (``p.data.copy_(...)``)
+    bypasses torch's version counter and is not seen by kept weights: edit parameters in place under
+    ``torch.no_grad()`` (``p.copy_(...)``, as optimizers and ``load_state_dict`` do), or assign new ones.
     """
     spec = spec_for(cell)
     if spec is None:
