@@ -25,8 +25,12 @@ from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.dtypes import resolve_dtype
 
 # A layer's count of attribute assignments and deletions (``layer.__dict__[GENERATION]``): what a layer keeps
-# about its own configuration between calls (rnnkit.layers.stream_plan) holds while it is unchanged.
+# about its own configuration between calls (rnnkit.layers.stream_plan) holds while it is unchanged. Not counted:
+# the per-call bookkeeping below, and assignments inside a graph being captured (torch.compile would guard on the
+# count, and recompile at each assignment), where no kept decision is read or made.
 GENERATION = "_generation"
+_BOOKKEEPING = frozenset({"_dropout_masks", "_recurrent_dropout_masks", "_generator", "_states_zeroed",
+                          "_activity_losses"})
 
 
 class WeightsMixin(torch.nn.Module):
@@ -122,11 +126,17 @@ class WeightsMixin(torch.nn.Module):
                 self._parameters.pop(rec["key"], None)
                 rec["key"] = name
         super().__setattr__(name, value)
-        self.__dict__[GENERATION] = self.__dict__.get(GENERATION, 0) + 1
+        if name not in _BOOKKEEPING:
+            self._count_change()
 
     def __delattr__(self, name: str) -> None:
         super().__delattr__(name)
-        self.__dict__[GENERATION] = self.__dict__.get(GENERATION, 0) + 1
+        self._count_change()
+
+    def _count_change(self) -> None:
+        """One more configuration change (``GENERATION``); none counted while a graph is captured."""
+        if not torch.compiler.is_compiling():
+            self.__dict__[GENERATION] = self.__dict__.get(GENERATION, 0) + 1
 
     def _sublayers(self) -> Iterator[torch.nn.Module]:
         """Direct sub-layers (through containers), in attachment order."""

@@ -105,6 +105,14 @@ def spec_for(cell: Any) -> KernelSpec | None:
     return found
 
 
+def zero_initial(cell: Any) -> bool:
+    """``cell`` is a built-in cell whose initial states are its family's zeros (``get_initial_state`` not
+    overridden by a subclass): calls may make the zeros themselves."""
+    spec = spec_for(cell)
+    return spec is not None and (getattr(type(cell), "get_initial_state", None)
+                                 is getattr(spec.cell_class, "get_initial_state", None))
+
+
 def family_of(cell: Any) -> KernelSpec | None:
     """The spec of ``cell``'s family, even when a subclass overrides its step."""
     for spec in _SPECS:

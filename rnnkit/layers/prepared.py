@@ -9,7 +9,7 @@ import torch
 
 from rnnkit.core.protocol import reset_dropout, zero_states
 from rnnkit.kernels.path import FUSED, select_path
-from rnnkit.kernels.spec import capturing_graph, spec_for
+from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
 from rnnkit.layers.stream_plan import stream_plan_for
 
 if TYPE_CHECKING:
@@ -84,8 +84,10 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
         states = layer.states
         if states is None or layer.stored_batch_size() != batch:
             return None  # first call, or another batch size: the general route decides
-    else:
+    elif zero_initial(cell):
         states = zero_states(cell.state_size, batch, x.dtype, x.device)  # a built-in cell's initial states
+    else:
+        return None  # (the cell's own initial states: the general route asks for them)
     if not training:  # (no dropout masks are made or read)
         last, outputs, new_states = layer.run_fused(x, states, None, False)
     else:

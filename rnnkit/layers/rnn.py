@@ -48,7 +48,7 @@ from rnnkit.engine.serialization import deserialize_layer, serialize_layer
 from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
-from rnnkit.kernels.spec import spec_for
+from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
 from rnnkit.layers.compiled_loop import run_compiled
 from rnnkit.layers.prepared import PreparedCall, plain_call
 from rnnkit.layers.state_buffers import StateBuffers
@@ -198,7 +198,8 @@ class RNN(StateBuffers, Layer):
         """Convert and validate one call's arguments: the :class:`PreparedCall` every path runs on."""
         x, states, mask, constants = self._prepare(sequences, initial_state, mask, constants)
         training = self.training if training is None else bool(training)
-        zero = initial_state is None and self._builtin_cell and not self.stateful  # (stored states may be anything)
+        # (stored states may be anything; a cell may override its initial states)
+        zero = initial_state is None and not self.stateful and zero_initial(self.cell)
         return PreparedCall(self, x, states, mask, training, constants, zero)
 
     def _prepare(self, sequences, initial_state, mask, constants):
@@ -262,19 +263,20 @@ class RNN(StateBuffers, Layer):
         return self.call(sequences, initial_state, mask, training, constants)
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
-        if mask is None and constants is None and type(sequences) is torch.Tensor:
+        plain = mask is None and constants is None and type(sequences) is torch.Tensor
+        eager = not capturing_graph()  # (a graph being captured never reads or makes kept decisions)
+        if plain and eager:
             plan = self.__dict__.get("_stream_plan")  # (rnnkit.layers.stream_plan: one-step calls)
             if plan is not None:
                 result = plan.run(self, sequences, training, initial_state)
                 if result is not None:
                     return result
-            if initial_state is None:
-                result = plain_call(self, sequences, training)
-                if result is not None:
-                    return result
+        if plain and initial_state is None:
+            result = plain_call(self, sequences, training)
+            if result is not None:
+                return result
         result = self.prepare(sequences, initial_state, mask, training, constants).run()
-        if (initial_state is not None and mask is None and constants is None and type(sequences) is torch.Tensor
-                and sequences.dim() == 3 and sequences.shape[1] == 1):
+        if plain and eager and initial_state is not None and sequences.dim() == 3 and sequences.shape[1] == 1:
             self.__dict__["_stream_plan"] = stream_plan_for(self, sequences, training, initial_state=True)
         return result
 

@@ -12,9 +12,13 @@ The plan holds while nothing it was decided on has changed:
 
 * the layer's and the cell's configuration: any attribute assigned or deleted (``layer.__dict__[GENERATION]``,
   counted by :class:`rnnkit.engine.weights.WeightsMixin`), ``train()``/``eval()`` included;
-* the call: the input's shape and dtype (a CPU tensor with no ``_keras_mask``), ``training``, whether initial
-  states are given, torch's thread count (the kernel choice reads it); no gradients, autocast, graph capture
-  or ``torch.func`` transform;
+* the call: the input's shape and dtype (a CPU tensor with no ``_keras_mask``, no negation bit, with storage),
+  ``training``, whether initial states are given, torch's thread count (the kernel choice reads it); no
+  gradients, autocast, graph capture, ``torch.func`` transform or torch function/dispatch mode (``make_fx``
+  records ops: the general route's are ops, the one-step entry is not);
+* the layer's class: rnnkit's own methods for everything the plan replaces (a subclass overriding
+  ``finish_call`` and the like gets no plan); without given or stored states, a cell whose initial states are
+  its family's zeros;
 * the weights: the same parameter objects at the same storage and version (what
   :func:`rnnkit.kernels.spec.cell_to_torch` keys its cache on);
 * the states: stored ones of the input's batch size; given ones as contiguous ``(batch, units)`` CPU tensors
@@ -35,7 +39,7 @@ from rnnkit.kernels import native
 from rnnkit.kernels.fused import native_chosen, native_layout
 from rnnkit.kernels.ops import mode_of
 from rnnkit.kernels.path import FUSED, select_path
-from rnnkit.kernels.spec import kernel_for
+from rnnkit.kernels.spec import kernel_for, zero_initial
 
 if TYPE_CHECKING:
     from rnnkit.layers.rnn import RNN
@@ -65,8 +69,8 @@ class StreamPlan:
     def run(self, layer: RNN, x: torch.Tensor, training: Any, initial_state: Any = None) -> Any:
         """The call's result, or None when a fact it was made on no longer holds (the general route runs)."""
         cell = layer.cell
-        if (_facts(layer, cell, x, training, initial_state is not None) != self.facts or not _inference_now()
-                or "_keras_mask" in x.__dict__ or not x.is_cpu):
+        if (not _inference_now() or _facts(layer, cell, x, training, initial_state is not None) != self.facts
+                or not _plain_data(x) or "_keras_mask" in x.__dict__):
             return None
         params = cell._parameters
         held = self.params
@@ -102,8 +106,11 @@ def stream_plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: b
     not on the native kernel, not inference, or a stateful layer given initial states."""
     cell = layer.cell
     if (layer.time_major or (layer.stateful and initial_state) or x.dim() != 3 or x.shape[1] != 1
-            or not _inference_now() or not x.is_cpu or native.unavailable() is not None or not native._MODULE):
+            or not _inference_now() or not _plain_data(x) or native.unavailable() is not None or not native._MODULE
+            or not _rnnkit_methods(type(layer))):
         return None
+    if not (layer.stateful or initial_state or zero_initial(cell)):
+        return None  # (the cell's own initial states: the general route asks for them)
     resolved = layer.training if training is None else bool(training)
     if select_path(layer, None, resolved).path != FUSED or (resolved and cell.dropout):
         return None
@@ -134,13 +141,39 @@ def _facts(layer: RNN, cell: Any, x: torch.Tensor, training: Any, initial_state:
 def _state_fits(state: Any, batch: int, units: int, dtype: torch.dtype) -> bool:
     """A given state the one-step entry reads as it is (what the general route would not convert)."""
     return (type(state) is torch.Tensor and state.dim() == 2 and state.shape[0] == batch and state.shape[1] == units
-            and state.dtype == dtype and state.is_cpu and state.is_contiguous())
+            and state.dtype == dtype and state.is_contiguous() and _plain_data(state))
+
+
+def _plain_data(t: torch.Tensor) -> bool:
+    """A CPU tensor whose memory holds its values (no negation bit, not a storage-less zero tensor)."""
+    return t.is_cpu and not t.is_neg() and not t._is_zerotensor()
 
 
 def _inference_now() -> bool:
-    """No gradients, autocast, graph capture or ``torch.func`` transform in effect."""
+    """Plain eager inference: no gradients, autocast, graph capture, ``torch.func`` transform, or torch
+    function or dispatch mode (``make_fx`` and the like record ops; the one-step entry is not one)."""
     return not (torch.is_grad_enabled() or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling()
-                or torch._C._is_tracing() or torch._C._are_functorch_transforms_active())
+                or torch._C._is_tracing() or torch._C._are_functorch_transforms_active()
+                or torch._C._len_torch_dispatch_stack() or torch._C._len_torch_function_stack())
+
+
+# What a plan replaces: a layer class overriding any of these (outside rnnkit) gets no plan.
+_REPLACED = ("forward", "call", "prepare", "run_prepared", "path_for", "run_fused", "finish_call", "_store_states",
+             "states", "_nest")
+_RNNKIT_METHODS: dict[type, bool] = {}
+
+
+def _rnnkit_methods(kind: type) -> bool:
+    """Whether every method a plan replaces is rnnkit's own for this layer class (kept per class)."""
+    found = _RNNKIT_METHODS.get(kind)
+    if found is None:
+        found = True
+        for name in _REPLACED:
+            member = getattr(kind, name, None)
+            function = member.fget if isinstance(member, property) else member
+            found = found and getattr(function, "__module__", "").startswith("rnnkit.")
+        _RNNKIT_METHODS[kind] = found
+    return found
 
 
 def _weights_key(params: tuple) -> tuple:

@@ -279,3 +279,101 @@ def test_the_thread_count_is_a_fact_of_the_plan():
         assert a.__dict__["_stream_plan"] is not None
     finally:
         torch.set_num_threads(threads)
+
+
+def test_compiled_calls_do_not_recompile_for_bookkeeping():
+    """Per-call bookkeeping (dropout masks, a reset's flag) is not a configuration change: a compiled layer
+    compiles once (the change counter, read while compiling, made torch.compile recompile at every call)."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    gru = rnnkit.GRU(UNITS, dropout=0.3)
+    gru.build((2, 6, FEATURES))
+    counter = CompileCounter()
+    run = torch.compile(lambda t: gru(t, training=True), backend=counter)
+    for _ in range(4):
+        run(torch.randn(2, 6, FEATURES)).sum().backward()
+    assert counter.frame_count == 1
+    torch._dynamo.reset()
+    stream = _layer("gru")
+    stream.build((2, 1, FEATURES))
+    counter = CompileCounter()
+    run = torch.compile(lambda t: stream(t), backend=counter)
+    with torch.no_grad():
+        for _ in range(3):
+            stream.reset_states()
+            for _ in range(2):
+                run(torch.randn(2, 1, FEATURES))
+    assert counter.frame_count <= 2  # (the first call after a reset, and the rest)
+
+
+def test_graph_captures_after_eager_calls_never_read_the_plan():
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    a, b = _twins("gru", stateful=False)
+    x = torch.randn(2, 1, FEATURES)
+    with torch.no_grad():
+        assert a.__dict__["_stream_plan"] is not None
+        want = b.prepare(x).run()
+        torch._dynamo.reset()  # (captured graphs run torch's kernel, as an op: equal to rounding)
+        torch.testing.assert_close(torch.compile(a, fullgraph=True, backend="eager")(x), want)
+        graph = make_fx(lambda t: a(t))(x)  # a dispatch-level trace records ops (the one-step entry is not one)
+        assert any("rnnkit_native" in str(n.target) for n in graph.graph.nodes)
+        _same(graph(x), want)
+    exported = torch.export.export(a, (x,), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(x), want)
+
+
+def test_tensors_whose_memory_is_not_their_value_go_the_general_route():
+    a, b = _twins("gru", stateful=False)
+    x = torch.randn(2, 1, FEATURES)
+    with torch.no_grad():
+        _same(a(torch._neg_view(x)), b.prepare(-x).run())  # a negation bit: the memory holds +x
+        zeros = torch._efficientzerotensor((2, 1, FEATURES))
+        _same(a(zeros), b.prepare(torch.zeros(2, 1, FEATURES)).run())
+
+
+def test_layer_subclasses_overriding_the_call_get_no_plan():
+    class Clipped(rnnkit.GRU):
+        def finish_call(self, last, outputs, new_states, mask):
+            return super().finish_call(last.clamp(-0.1, 0.1), outputs, new_states, mask)
+
+    layer = Clipped(UNITS, stateful=True)
+    x = torch.randn(2, 1, FEATURES) * 3
+    with torch.no_grad():
+        for _ in range(3):
+            assert layer(x).abs().max() <= 0.1
+    assert layer.__dict__["_stream_plan"] is None
+
+
+def test_cells_with_their_own_initial_states_start_from_them():
+    from rnnkit.cells.gru import GRUCell
+
+    class Ones(GRUCell):
+        def get_initial_state(self, batch_size=None):
+            return [torch.ones(batch_size, self.units)]
+
+    layer = rnnkit.RNN(Ones(UNITS))
+    x = torch.randn(2, 1, FEATURES)
+    with torch.no_grad():
+        for _ in range(3):
+            _same(layer(x), layer.prepare(x).run())
+        loop = rnnkit.RNN(Ones(UNITS), use_fused=False)
+        loop.build(x.shape)
+        loop.load_state_dict(layer.state_dict())
+        torch.testing.assert_close(layer(x), loop(x))
+    assert layer.__dict__.get("_stream_plan") is None
+
+
+def test_step_entry_checks_its_weights():
+    x, h = torch.randn(2, 1, 3), torch.zeros(2, 4)
+    step, lstm = native._MODULE[0].step, native.MODES["lstm"]
+    with pytest.raises(RuntimeError, match="weights must be"):  # a projection narrower than the gates
+        step(x, torch.randn(3, 1), None, torch.randn(4, 16), None, h, h, lstm, False)
+    with pytest.raises(RuntimeError, match="biases of G"):
+        step(x, torch.randn(3, 16), torch.randn(1), torch.randn(4, 16), None, h, h, lstm, False)
+    with pytest.raises(RuntimeError, match="dense CPU tensors"):
+        step(x, torch.randn(3, 16), None, torch.randn(4, 16), None, h.double(), h, lstm, False)
+    with pytest.raises(RuntimeError, match="unknown mode"):
+        step(x, torch.randn(3, 16), None, torch.randn(4, 16), None, h, h, 9, False)

@@ -270,14 +270,25 @@ std::vector<at::Tensor> rnn_infer(const at::Tensor& x, const at::Tensor& w_ih_t,
 std::vector<at::Tensor> rnn_step(const at::Tensor& x, const at::Tensor& w_ih_t, const std::optional<at::Tensor>& b_ih,
                                  const at::Tensor& whh_t, const std::optional<at::Tensor>& bhh, const at::Tensor& h0,
                                  const std::optional<at::Tensor>& c0, int64_t mode, bool sequences) {
+  TORCH_CHECK(mode >= kLSTM && mode <= kGRUKeras, "rnnkit_native: step got an unknown mode");
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == 1 && h0.dim() == 2,
+              "rnnkit_native: step takes a (B, 1, D) input and (B, U) states");
   const int64_t B = x.size(0), U = h0.size(1), N = gates_of(mode) * U;
   const bool lstm = mode == kLSTM;
-  TORCH_CHECK(x.dim() == 3 && x.size(1) == 1 && x.device().is_cpu(), "rnnkit_native: step takes a (B, 1, D) CPU input");
-  TORCH_CHECK(whh_t.dim() == 2 && whh_t.size(0) == U && whh_t.size(1) == N && whh_t.is_contiguous() &&
-              whh_t.scalar_type() == x.scalar_type(), "rnnkit_native: step's whh_t must be a contiguous (U, G*U)");
-  TORCH_CHECK(h0.dim() == 2 && h0.size(0) == B && h0.is_contiguous() && h0.scalar_type() == x.scalar_type() &&
-              (!lstm || (c0.has_value() && c0->sizes() == h0.sizes() && c0->is_contiguous() &&
-                         c0->scalar_type() == x.scalar_type())),
+  // (called from Python without the dispatcher: every tensor is checked here, as the ops' schemas and kernels do)
+  auto plain = [&](const at::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == x.scalar_type() && !t.is_neg() && !t._is_zerotensor() &&
+           t.layout() == at::kStrided;
+  };
+  TORCH_CHECK(plain(x) && plain(w_ih_t) && plain(whh_t) && plain(h0) && (!c0.has_value() || plain(*c0)) &&
+              (!b_ih.has_value() || plain(*b_ih)) && (!bhh.has_value() || plain(*bhh)),
+              "rnnkit_native: step takes dense CPU tensors of one floating dtype");
+  TORCH_CHECK(w_ih_t.dim() == 2 && w_ih_t.size(1) == N && whh_t.dim() == 2 && whh_t.size(0) == U &&
+              whh_t.size(1) == N && whh_t.is_contiguous() && (!b_ih.has_value() || b_ih->numel() == N) &&
+              (!bhh.has_value() || bhh->numel() == N),
+              "rnnkit_native: step's weights must be w_ih_t (D, G*U), a contiguous whh_t (U, G*U) and biases of G*U");
+  TORCH_CHECK(h0.size(0) == B && h0.is_contiguous() &&
+              (!lstm || (c0.has_value() && c0->sizes() == h0.sizes() && c0->is_contiguous())),
               "rnnkit_native: step's states must be contiguous (B, U) tensors of the input's dtype");
   const at::Tensor xp = project(x, w_ih_t, b_ih);
   auto opts = x.options();
@@ -464,5 +475,6 @@ TORCH_LIBRARY_IMPL(rnnkit_native, CPU, m) {
 // The eager one-step entry, called from Python without the dispatcher (its boxing of the arguments costs more
 // than the step): rnnkit.kernels.native.step_call. Not an op: torch.compile and torch.export never see it.
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("step", &rnn_step, "one step of streaming inference (rnn_step)");
+  // (the GIL is released while it runs, as the dispatcher's ops do)
+  m.def("step", &rnn_step, "one step of streaming inference (rnn_step)", py::call_guard<py::gil_scoped_release>());
 }
