@@ -25,7 +25,7 @@ from rnnkit.engine import regularizers as regularizers_mod
 from rnnkit.engine.dtypes import resolve_dtype
 
 # A layer's count of attribute assignments and deletions (``layer.__dict__[GENERATION]``): what a layer keeps
-# about its own configuration between calls (rnnkit.layers.stream_plan) holds while it is unchanged. Not counted:
+# about its own configuration between calls (rnnkit.layers.call_plan) holds while it is unchanged. Not counted:
 # the per-call bookkeeping below, and assignments inside a graph being captured (torch.compile would guard on the
 # count, and recompile at each assignment), where no kept decision is read or made.
 GENERATION = "_generation"

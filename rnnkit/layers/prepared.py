@@ -10,7 +10,7 @@ import torch
 from rnnkit.core.protocol import reset_dropout, zero_states
 from rnnkit.kernels.path import FUSED, select_path
 from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
-from rnnkit.layers.stream_plan import stream_plan_for
+from rnnkit.layers.call_plan import keep_plan
 
 if TYPE_CHECKING:
     from rnnkit.kernels.path import Plan
@@ -97,6 +97,5 @@ def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:
         finally:
             reset_dropout(cell)
     result = layer.finish_call(last, outputs, new_states, None)
-    if x.shape[1] == 1:  # a streaming call: its decisions kept for the next one
-        layer.__dict__["_stream_plan"] = stream_plan_for(layer, x, training)
+    keep_plan(layer, x, training)  # (its decisions kept for the next calls like it: rnnkit.layers.call_plan)
     return result

@@ -49,10 +49,10 @@ from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
+from rnnkit.layers.call_plan import keep_plan
 from rnnkit.layers.compiled_loop import run_compiled
 from rnnkit.layers.prepared import PreparedCall, plain_call
 from rnnkit.layers.state_buffers import StateBuffers
-from rnnkit.layers.stream_plan import stream_plan_for
 
 
 @documented(
@@ -101,7 +101,7 @@ class RNN(StateBuffers, Layer):
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
-        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _stream_plan=None)
+        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _call_plan=None)
 
     @property
     def cell(self) -> Any:
@@ -266,7 +266,7 @@ class RNN(StateBuffers, Layer):
         plain = mask is None and constants is None and type(sequences) is torch.Tensor
         eager = not capturing_graph()  # (a graph being captured never reads or makes kept decisions)
         if plain and eager:
-            plan = self.__dict__.get("_stream_plan")  # (rnnkit.layers.stream_plan: one-step calls)
+            plan = self.__dict__.get("_call_plan")  # (rnnkit.layers.call_plan: kept decisions)
             if plan is not None:
                 result = plan.run(self, sequences, training, initial_state)
                 if result is not None:
@@ -276,8 +276,8 @@ class RNN(StateBuffers, Layer):
             if result is not None:
                 return result
         result = self.prepare(sequences, initial_state, mask, training, constants).run()
-        if plain and eager and initial_state is not None and sequences.dim() == 3 and sequences.shape[1] == 1:
-            self.__dict__["_stream_plan"] = stream_plan_for(self, sequences, training, initial_state=True)
+        if plain and eager and initial_state is not None:
+            keep_plan(self, sequences, training, initial_state=True)
         return result
 
     def path_for(self, call: PreparedCall) -> Plan:

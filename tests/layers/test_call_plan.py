@@ -1,4 +1,5 @@
-"""``StreamPlan``: a stateful layer's one-step calls run on the native one-step entry with the decisions kept.
+"""``CallPlan``: plain inference calls run their kernel directly with the decisions of the calls before kept
+(one-step calls on the native one-step entry, longer ones on the native ``infer`` op or torch's kernel).
 
 Every result must be the general route's to the bit (outputs, stored states, the return convention), the plan
 must run where its docstring says, and anything it was decided on that changes must send the call back to the
@@ -13,40 +14,42 @@ import torch
 
 import rnnkit
 from rnnkit.kernels import native
+from rnnkit.layers.call_plan import CallPlan, Declined
 
 pytestmark = pytest.mark.skipif(native.unavailable() is not None, reason="the native kernel cannot be built here")
 
 FEATURES, UNITS = 5, 7
 
 
-def _layer(kind, **kw):
+def _layer(kind, units=UNITS, **kw):
     make = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "tanh": rnnkit.SimpleRNN,
-            "relu": lambda units, **k: rnnkit.SimpleRNN(units, activation="relu", **k),
-            "gru_v1": lambda units, **k: rnnkit.GRU(units, reset_after=True, **k)}[kind]
+            "relu": lambda units, **k: rnnkit.SimpleRNN(units, activation="relu", **k)}[kind]
     kw.setdefault("stateful", True)
-    return make(UNITS, **kw)
+    return make(units, **kw)
 
 
-def _twins(kind, batch=2, dtype=torch.float32, carry=False, **kw):
-    """A layer and a copy with the same weights, both called once (``carry``: not stateful, given the states
-    as ``initial_state``)."""
+def _twins(kind, batch=2, dtype=torch.float32, carry=False, steps=1, **kw):
+    """A layer and a copy with the same weights, both called twice on ``steps`` steps (``carry``: not stateful,
+    given the states as ``initial_state``)."""
     torch.manual_seed(0)
     if carry:
         kw.update(stateful=False, return_state=True)
     a, b = _layer(kind, dtype=dtype, **kw), _layer(kind, dtype=dtype, **kw)
-    x = torch.randn(batch, 1, FEATURES, dtype=dtype)
+    x = torch.randn(batch, steps, FEATURES, dtype=dtype)
     a.build(x.shape)
     b.build(x.shape)
     b.load_state_dict(a.state_dict())
     states = _zeros(a, batch, dtype) if carry else None
     with torch.no_grad():
-        a(x, initial_state=states)
-        b.prepare(x, initial_state=states).run()
+        for _ in range(2):  # (a plan is made on the second call with the same facts)
+            a(x, initial_state=states)
+            b.prepare(x, initial_state=states).run()
     return a, b
 
 
 def _zeros(layer, batch, dtype=torch.float32):
-    return [torch.zeros(batch, UNITS, dtype=dtype) for _ in range(2 if isinstance(layer, rnnkit.LSTM) else 1)]
+    units = layer.cell.units
+    return [torch.zeros(batch, units, dtype=dtype) for _ in range(2 if isinstance(layer, rnnkit.LSTM) else 1)]
 
 
 class _Count:
@@ -54,14 +57,20 @@ class _Count:
 
     def __init__(self, layer):
         self.n = 0
-        plan = layer.__dict__["_stream_plan"]
-        assert plan is not None, "no plan was made"
-        inner = plan.step
+        plan = layer.__dict__["_call_plan"]
+        assert isinstance(plan, CallPlan), "no plan was made"
+        inner = plan.runner
 
-        def step(*args):
+        def runner(*args):
             self.n += 1
             return inner(*args)
-        plan.step = step
+        plan.runner = runner
+        self.kernel = plan.kernel
+
+
+def _planned(layer):
+    """Whether the layer keeps a plan (not none, not a declined call's facts)."""
+    return isinstance(layer.__dict__.get("_call_plan"), CallPlan)
 
 
 def _leaves(result):
@@ -74,12 +83,13 @@ def _same(a, b):
         assert torch.equal(x, y)
 
 
-def _stream(a, b, batch, steps=4, dtype=torch.float32, carry=False):
-    """Feed both layers the same one-step calls: ``a`` through its call, ``b`` through the general route (a
-    stateful layer's stored states; ``carry``: each call's states given to the next as ``initial_state``)."""
+def _stream(a, b, batch, steps=4, dtype=torch.float32, carry=False, per_call=1):
+    """Feed both layers the same calls of ``per_call`` steps: ``a`` through its call, ``b`` through the general
+    route (a stateful layer's stored states; ``carry``: each call's states given to the next as
+    ``initial_state``)."""
     sa = sb = _zeros(a, batch, dtype) if carry else None
     for _ in range(steps):
-        x = torch.randn(batch, 1, FEATURES, dtype=dtype)
+        x = torch.randn(batch, per_call, FEATURES, dtype=dtype)
         with torch.no_grad():
             ya, yb = a(x, initial_state=sa), b.prepare(x, initial_state=sb).run()
         _same(ya, yb)
@@ -101,13 +111,11 @@ def test_plan_equals_the_general_route(kind, dtype, batch, conv, states):
     a, b = _twins(kind, batch, dtype, carry=carry, **conv) if states != "zeros" else _twins(
         kind, batch, dtype, **dict(conv, stateful=False))
     mode = {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(kind, kind)
-    if not native.preferred(mode, batch, UNITS):  # (an LSTM at this batch: torch's kernel, no plan)
-        assert a.__dict__.get("_stream_plan") is None
-        _stream(a, b, batch, dtype=dtype, carry=carry)
-        return
     count = _Count(a)
     _stream(a, b, batch, dtype=dtype, carry=carry)
     assert count.n == 4
+    # (an LSTM at this batch: torch's kernel)
+    assert count.kernel == ("step" if native.preferred(mode, batch, UNITS) else "torch")
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
@@ -172,7 +180,7 @@ def _move(layer):
                                                                          layer.state_dict().items()})])
 def test_a_changed_weight_or_state_is_read(change):
     a, b = _changed("lstm", change)
-    assert a.__dict__["_stream_plan"] is not None
+    assert _planned(a)
 
 
 def test_a_changed_configuration_goes_the_general_route():
@@ -210,28 +218,30 @@ def test_training_with_dropout_makes_no_plan():
     x = torch.randn(2, 1, FEATURES)
     a.train()
     with torch.no_grad():
-        a(x)
-        assert a.__dict__["_stream_plan"] is None
+        for _ in range(3):
+            a(x)
+        assert not _planned(a)
         a.eval()
-        a(x)
-        assert a.__dict__["_stream_plan"] is not None  # no dropout in inference
+        for _ in range(2):
+            a(x)
+        assert _planned(a)  # no dropout in inference
 
 
 def test_plans_stay_made_across_calls():
     a, b = _twins("lstm")
-    plan = a.__dict__["_stream_plan"]
+    plan = a.__dict__["_call_plan"]
     count = _Count(a)
     _stream(a, b, 2, steps=5)
-    assert a.__dict__["_stream_plan"] is plan and count.n == 5
+    assert a.__dict__["_call_plan"] is plan and count.n == 5
 
 
 def test_copies_make_their_own_plan():
     a, b = _twins("gru")
     for c in (copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
-        assert c.__dict__["_stream_plan"] is None
+        assert not _planned(c)
         d = copy.deepcopy(b)
         _stream(c, d, 2, steps=2)
-        assert c.__dict__["_stream_plan"] is not None
+        assert _planned(c)
         assert not torch.equal(c.states[0], a.states[0])  # its own states, not the original's
 
 
@@ -243,10 +253,10 @@ def test_given_states_the_entry_cannot_read_go_the_general_route():
                    [h.t().double(), h.t().contiguous()],  # another dtype: converted
                    [h.t().numpy(), h.t().contiguous()],  # arrays
                    (h.t().contiguous(), h.t().contiguous())):  # a tuple of fitting tensors: the plan
-        count = _Count(a)  # (each general-route call makes the next plan)
+        count = _Count(a)  # (each general-route call makes the plan anew)
         with torch.no_grad():
             _same(a(x, initial_state=states), b.prepare(x, initial_state=states).run())
-        assert count.n == (1 if isinstance(states, tuple) else 0)
+        assert count.n == (1 if isinstance(states, tuple) else 0) and _planned(a)
     with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
         a(x, initial_state=[torch.zeros(3, UNITS), torch.zeros(3, UNITS)])  # the general route's error
     with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
@@ -259,10 +269,10 @@ def test_a_stateful_layer_given_states_goes_the_general_route():
     x, given = torch.randn(2, 1, FEATURES), [torch.ones(2, UNITS)]
     with torch.no_grad():
         _same(a(x, initial_state=given), b.prepare(x, initial_state=given).run())
-    assert count.n == 0 and a.__dict__["_stream_plan"] is None
+    assert count.n == 0 and not _planned(a)
     assert torch.equal(a.states[0], b.states[0])
     _stream(a, b, 2, steps=2)  # and a new plan from the next plain call
-    assert a.__dict__["_stream_plan"] is not None
+    assert _planned(a)
 
 
 def test_the_thread_count_is_a_fact_of_the_plan():
@@ -276,7 +286,7 @@ def test_the_thread_count_is_a_fact_of_the_plan():
         assert count.n == 0
         torch.set_num_threads(2)
         _stream(a, b, 64, steps=2)
-        assert a.__dict__["_stream_plan"] is not None
+        assert _planned(a)
     finally:
         torch.set_num_threads(threads)
 
@@ -313,7 +323,7 @@ def test_graph_captures_after_eager_calls_never_read_the_plan():
     a, b = _twins("gru", stateful=False)
     x = torch.randn(2, 1, FEATURES)
     with torch.no_grad():
-        assert a.__dict__["_stream_plan"] is not None
+        assert _planned(a)
         want = b.prepare(x).run()
         torch._dynamo.reset()  # (captured graphs run torch's kernel, as an op: equal to rounding)
         torch.testing.assert_close(torch.compile(a, fullgraph=True, backend="eager")(x), want)
@@ -344,7 +354,7 @@ def test_layer_subclasses_overriding_the_call_get_no_plan():
     with torch.no_grad():
         for _ in range(3):
             assert layer(x).abs().max() <= 0.1
-    assert layer.__dict__["_stream_plan"] is None
+    assert not _planned(layer)
 
 
 def test_cells_with_their_own_initial_states_start_from_them():
@@ -363,7 +373,7 @@ def test_cells_with_their_own_initial_states_start_from_them():
         loop.build(x.shape)
         loop.load_state_dict(layer.state_dict())
         torch.testing.assert_close(layer(x), loop(x))
-    assert layer.__dict__.get("_stream_plan") is None
+    assert not _planned(layer)
 
 
 def test_step_entry_checks_its_weights():
@@ -377,3 +387,56 @@ def test_step_entry_checks_its_weights():
         step(x, torch.randn(3, 16), None, torch.randn(4, 16), None, h.double(), h, lstm, False)
     with pytest.raises(RuntimeError, match="unknown mode"):
         step(x, torch.randn(3, 16), None, torch.randn(4, 16), None, h, h, 9, False)
+
+
+def test_declined_calls_are_not_asked_again_for_the_same_facts(monkeypatch):
+    from rnnkit.layers import call_plan
+
+    asked = []
+    original = call_plan.plan_for
+    monkeypatch.setattr(call_plan, "plan_for", lambda *a, **k: asked.append(1) or original(*a, **k))
+    layer = _layer("gru", stateful=False)
+    x = torch.randn(2, 1, FEATURES)
+    for _ in range(3):
+        layer(x)  # gradients on: never asked
+    assert not asked and layer.__dict__.get("_call_plan") is None
+    with torch.no_grad():
+        layer(x)  # seen once: not asked yet
+        assert not asked and not _planned(layer)
+        for _ in range(3):
+            layer(x)  # the second call with the same facts asks, and the plan runs after it
+    assert len(asked) == 1 and _planned(layer)
+    dropout = _layer("gru", stateful=False, dropout=0.5)
+    with torch.no_grad():
+        for _ in range(4):
+            dropout(x, training=True)  # (dropout in training: declined on the second call, not asked again)
+    assert len(asked) == 2 and isinstance(dropout.__dict__["_call_plan"], Declined)
+    with torch.no_grad():
+        for _ in range(3):
+            layer(torch.randn(2, 3 + _, FEATURES))  # ever-changing shapes: never asked
+    assert len(asked) == 2
+
+
+@pytest.mark.parametrize("kind,units,kernel", [("lstm", UNITS, "infer"), ("lstm", 80, "torch"), ("gru", UNITS, "infer"),
+                                               ("gru", 80, "infer"), ("tanh", UNITS, "infer"), ("relu", 80, "infer")])
+@pytest.mark.parametrize("conv", [{}, {"return_sequences": True, "go_backwards": True},
+                                  {"return_state": True, "go_backwards": True},
+                                  {"return_sequences": True, "return_state": True, "use_bias": False}])
+@pytest.mark.parametrize("states", ["stored", "given", "zeros"])
+def test_plans_of_longer_calls_equal_the_general_route(kind, units, kernel, conv, states):
+    """Calls of several steps: the native kernel's infer op, or torch's kernel (an LSTM of more than 64 units)."""
+    carry = states == "given"
+    kw = dict(conv, units=units, steps=5)
+    a, b = _twins(kind, 3, carry=carry, **kw) if states != "zeros" else _twins(kind, 3, **dict(kw, stateful=False))
+    count = _Count(a)
+    _stream(a, b, 3, steps=3, carry=carry, per_call=5)
+    assert count.n == 3 and count.kernel == kernel
+
+
+def test_a_plan_follows_the_input_length():
+    a, b = _twins("gru", 2, steps=4)
+    count = _Count(a)
+    _stream(a, b, 2, steps=2, per_call=4)
+    assert count.n == 2
+    _stream(a, b, 2, steps=3, per_call=1)  # another length: the general route twice, then a new plan
+    assert _planned(a) and a.__dict__["_call_plan"].kernel == "step"

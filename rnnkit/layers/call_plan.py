@@ -1,0 +1,261 @@
+"""``CallPlan``: a built-in layer's plain inference call, its decisions kept from one call to the next.
+
+A plain inference call (``layer(x)``, or ``layer(x, initial_state=states)``; no mask or constants, no gradients)
+of a fusable layer does the same work every time before and after its kernel: the path choice, the weight
+cache, the kernel choice, the argument checks, the return convention. That costs 10-20 us, more than a one-step
+call's arithmetic and a few percent of a short sequence's. When a layer gets two such calls in a row with the
+same static facts, it keeps what the general route decided (``layer.__dict__["_call_plan"]``), and the next
+calls with those facts run the kernel directly, with the converted weights kept, on the states (stored, given or
+zeros), storing the new ones where the layer is stateful:
+
+* rnnkit's native kernel: one step (``x`` of shape ``(batch, 1, features)``, a stateful layer fed a step at a
+  time or states carried as ``initial_state``) through its one-step entry ``rnn_step``, called directly (the
+  arithmetic of its ``infer`` op to the bit); longer sequences through the ``infer`` op;
+* PyTorch's kernel (``torch.lstm`` ...) with the kept weights.
+
+The plan holds while nothing it was decided on has changed:
+
+* the layer's and the cell's configuration: any attribute assigned or deleted (``layer.__dict__[GENERATION]``,
+  counted by :class:`rnnkit.engine.weights.WeightsMixin`), ``train()``/``eval()`` included;
+* the call: the input's shape and dtype (a CPU tensor with no ``_keras_mask``, no negation bit, with storage),
+  ``training``, whether initial states are given, torch's thread count (the kernel choice reads it); no
+  gradients, autocast, graph capture, ``torch.func`` transform or torch function/dispatch mode (``make_fx``
+  records ops: the general route's are ops, the one-step entry is not);
+* the layer's class: rnnkit's own methods for everything the plan replaces (a subclass overriding
+  ``finish_call`` and the like gets no plan); without given or stored states, a cell whose initial states are
+  its family's zeros;
+* the weights: the same parameter objects at the same storage and version (what
+  :func:`rnnkit.kernels.spec.cell_to_torch` keys its cache on);
+* the states: stored ones of the input's batch size; given ones as contiguous ``(batch, units)`` CPU tensors
+  of the input's dtype (anything the general route would convert or refuse goes there).
+
+Anything else goes the general route, which keeps a new plan where one qualifies, or the facts it declined
+(``Declined``: not asked again for them). Every output, state and return convention is the general route's,
+to the bit: tested against it (``tests/layers/test_call_plan.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from rnnkit.engine.weights import GENERATION
+from rnnkit.kernels import native
+from rnnkit.kernels.fused import native_chosen, native_layout
+from rnnkit.kernels.ops import mode_of
+from rnnkit.kernels.path import FUSED, select_path
+from rnnkit.kernels.spec import cell_to_torch, kernel_for, zero_initial
+
+if TYPE_CHECKING:
+    from rnnkit.layers.rnn import RNN
+
+_PARAMS = ("kernel", "recurrent_kernel", "bias")
+
+
+class CallPlan:
+    """What a plain inference call of one layer decided (see the module docstring); ``run`` repeats it."""
+
+    __slots__ = ("facts", "params", "weights_key", "weights", "kernel", "runner", "mode", "n_states", "units",
+                 "stateful", "sequences", "return_state", "go_backwards", "zero_output", "use_bias", "blas")
+
+    def __init__(self, layer: RNN, facts: tuple, params: tuple, kernel: str, weights: Any, mode: Any,
+                 n_states: int, blas: bool = False) -> None:
+        cell = layer.cell
+        self.facts = facts
+        self.params = params
+        self.weights_key = _weights_key(params)
+        self.kernel = kernel  # "step" | "infer" (the native kernel's) | "torch"
+        self.runner = _RUNNERS[kernel]
+        self.weights = weights
+        self.mode = mode  # the native kernel's mode number, or torch's kernel function
+        self.n_states = n_states
+        self.units = cell.units
+        self.stateful = layer.stateful
+        self.sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.go_backwards = layer.go_backwards
+        self.zero_output = layer.zero_output_for_mask
+        self.use_bias = cell.use_bias
+        self.blas = blas
+
+    def run(self, layer: RNN, x: torch.Tensor, training: Any, initial_state: Any = None) -> Any:
+        """The call's result, or None when a fact it was made on no longer holds (the general route runs)."""
+        cell = layer.cell
+        if (not _inference_now() or _facts(layer, cell, x, training, initial_state is not None) != self.facts
+                or not _plain_data(x) or "_keras_mask" in x.__dict__):
+            return None
+        params = cell._parameters
+        held = self.params
+        if (params.get("kernel") is not held[0] or params.get("recurrent_kernel") is not held[1]
+                or params.get("bias") is not held[2] or _weights_key(held) != self.weights_key):
+            return None
+        batch = x.shape[0]
+        if self.stateful:
+            buffers = layer._buffers
+            states = [buffers.get("state_0"), buffers.get("state_1")][:self.n_states]
+            if any(s is None for s in states) or states[0].shape[0] != batch or (  # type: ignore[union-attr]
+                    self.kernel == "step" and not all(s.is_contiguous() for s in states)):  # type: ignore[union-attr]
+                return None
+        elif initial_state is not None:
+            states = initial_state
+            if (type(states) not in (list, tuple) or len(states) != self.n_states
+                    or not all(_state_fits(s, batch, self.units, x.dtype) for s in states)):
+                return None  # (converted or refused by the general route)
+        else:  # a built-in cell's initial states
+            states = [x.new_zeros(batch, self.units) for _ in range(self.n_states)]
+        output, new_states = self.runner(self, x, states)
+        if self.stateful:
+            buffers["state_0"] = new_states[0]
+            if self.n_states == 2:
+                buffers["state_1"] = new_states[1]
+        return [output, *new_states] if self.return_state else output
+
+    def _step(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """The native kernel's one-step entry (its output is the layer's: a sequence or the last step)."""
+        w_ih_t, b_ih, whh_t, b_hh = self.weights
+        out, *new_states = native._MODULE[0].step(x, w_ih_t, b_ih, whh_t, b_hh, states[0],
+                                                  states[1] if self.n_states == 2 else None, self.mode,
+                                                  self.sequences)
+        return out, new_states
+
+    def _infer(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """The native kernel's ``infer`` op, as :func:`rnnkit.kernels.native.native_call` calls it."""
+        w_ih_t, b_ih, whh_t, b_hh = self.weights
+        h0 = states[0] if states[0].is_contiguous() else states[0].contiguous()
+        c0 = (states[1] if states[1].is_contiguous() else states[1].contiguous()) if self.n_states == 2 else None
+        outputs, *new_states = native._ops()[2](x, w_ih_t, b_ih, whh_t, b_hh, h0, c0, None, self.mode,
+                                                self.go_backwards, self.zero_output, self.blas)
+        return (outputs if self.sequences else outputs.select(1, -1)), new_states
+
+    def _torch(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """PyTorch's kernel, as :func:`rnnkit.kernels.fused.run_kernel` calls it."""
+        if self.go_backwards:
+            x = x.flip(1)
+        h = tuple(s.unsqueeze(0) for s in states) if self.n_states == 2 else states[0].unsqueeze(0)
+        out, *hn = self.mode(x, h, self.weights, self.use_bias, 1, 0.0, False, False, True)
+        return (out if self.sequences else out.select(1, -1)), [s[0] for s in hn]
+
+
+_RUNNERS = {"step": CallPlan._step, "infer": CallPlan._infer, "torch": CallPlan._torch}
+
+
+class Declined:
+    """The facts of a plain inference call for which no plan is made (``now``: whether it was plain eager
+    inference; ``seen``: seen once so far, no plan asked for yet): calls with the same facts do not ask again
+    (asking costs a tenth of a one-step call on torch's kernel)."""
+
+    __slots__ = ("facts", "now", "seen")
+
+    def __init__(self, facts: tuple, now: bool, seen: bool = False) -> None:
+        self.facts = facts
+        self.now = now
+        self.seen = seen
+
+    def run(self, layer: RNN, x: torch.Tensor, training: Any, initial_state: Any = None) -> None:
+        return None
+
+
+def keep_plan(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = False) -> None:
+    """After a plain call (no mask or constants; ``initial_state``: whether it was given states) of ``layer``
+    on the general route: on the second call in a row with the same facts, keep a plan for calls like it, or
+    the facts it was declined for. (A layer called with ever-changing shapes makes no plan.)"""
+    if torch.is_grad_enabled():
+        return  # (plans are for inference only)
+    facts, now = _facts(layer, layer.cell, x, training, initial_state), _inference_now()
+    kept = layer.__dict__.get("_call_plan")
+    if type(kept) is Declined and kept.facts == facts and kept.now == now and not kept.seen:
+        return
+    if (type(kept) is Declined and kept.facts == facts and kept.now == now) or (
+            type(kept) is CallPlan and kept.facts == facts):  # (a plan whose weights or states changed: anew)
+        plan = plan_for(layer, x, training, initial_state)
+        layer.__dict__["_call_plan"] = plan if plan is not None else Declined(facts, now)
+        return
+    layer.__dict__["_call_plan"] = Declined(facts, now, seen=True)
+
+
+def plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = False) -> CallPlan | None:
+    """A plan for plain calls like this one of ``layer`` (made after it ran; ``initial_state``: whether it was
+    given states), or None where a plan would not run such calls: not inference on a fused kernel, or a
+    stateful layer given initial states."""
+    cell = layer.cell
+    if (layer.time_major or (layer.stateful and initial_state) or x.dim() != 3 or not _inference_now()
+            or not _plain_data(x) or not _rnnkit_methods(type(layer))):
+        return None
+    if not (layer.stateful or initial_state or zero_initial(cell)):
+        return None  # (the cell's own initial states: the general route asks for them)
+    resolved = layer.training if training is None else bool(training)
+    if select_path(layer, None, resolved).path != FUSED or (resolved and cell.dropout):
+        return None
+    params = cell._parameters
+    held = tuple(params.get(name) for name in _PARAMS)
+    if held[0] is None or held[1] is None or (cell.use_bias and held[2] is None) or any(
+            p.is_inference() for p in held if p is not None):
+        return None  # (parametrized weights, or weights without a version counter: the general route)
+    kernel = kernel_for(cell)
+    mode = mode_of(kernel)
+    if x.dtype != held[0].dtype or x.shape[2:] != layer.feature_shape:
+        return None
+    if layer.stateful:
+        states = layer.states
+        if states is None or len(states) != (2 if mode == "lstm" else 1):
+            return None
+    facts = _facts(layer, cell, x, training, initial_state)
+    batch, steps, n_states = x.shape[0], x.shape[1], 2 if mode == "lstm" else 1
+    if native_chosen(cell, x, False, mode):
+        weights, native_mode = native_layout(cell)  # (what the general route's native call runs on)
+        transposed = native.inference_weights(weights, cell.use_bias)
+        blas = native.use_blas(batch, cell.units, native_mode)
+        number = native.MODES[native_mode]
+        if steps == 1 and not blas and native._MODULE:
+            return CallPlan(layer, facts, held, "step", transposed, number, n_states)
+        return CallPlan(layer, facts, held, "infer", transposed, number, n_states, blas)
+    return CallPlan(layer, facts, held, "torch", cell_to_torch(cell), kernel, n_states)
+
+
+def _facts(layer: RNN, cell: Any, x: torch.Tensor, training: Any, initial_state: bool) -> tuple:
+    """The static facts a plan is made on that every call reads anew."""
+    return (layer.__dict__.get(GENERATION), cell.__dict__.get(GENERATION), x.shape, x.dtype,
+            layer.training if training is None else bool(training), torch.get_num_threads(), initial_state)
+
+
+def _state_fits(state: Any, batch: int, units: int, dtype: torch.dtype) -> bool:
+    """A given state a plan reads as it is (what the general route would not convert)."""
+    return (type(state) is torch.Tensor and state.dim() == 2 and state.shape[0] == batch and state.shape[1] == units
+            and state.dtype == dtype and state.is_contiguous() and _plain_data(state))
+
+
+def _plain_data(t: torch.Tensor) -> bool:
+    """A CPU tensor whose memory holds its values (no negation bit, not a storage-less zero tensor)."""
+    return t.is_cpu and not t.is_neg() and not t._is_zerotensor()
+
+
+def _inference_now() -> bool:
+    """Plain eager inference: no gradients, autocast, graph capture, ``torch.func`` transform, or torch
+    function or dispatch mode (``make_fx`` and the like record ops; the one-step entry is not one)."""
+    return not (torch.is_grad_enabled() or torch.is_autocast_enabled("cpu") or torch.compiler.is_compiling()
+                or torch._C._is_tracing() or torch._C._are_functorch_transforms_active()
+                or torch._C._len_torch_dispatch_stack() or torch._C._len_torch_function_stack())
+
+
+# What a plan replaces: a layer class overriding any of these (outside rnnkit) gets no plan.
+_REPLACED = ("forward", "call", "prepare", "run_prepared", "path_for", "run_fused", "finish_call", "_store_states",
+             "states", "_nest")
+_RNNKIT_METHODS: dict[type, bool] = {}
+
+
+def _rnnkit_methods(kind: type) -> bool:
+    """Whether every method a plan replaces is rnnkit's own for this layer class (kept per class)."""
+    found = _RNNKIT_METHODS.get(kind)
+    if found is None:
+        found = True
+        for name in _REPLACED:
+            member = getattr(kind, name, None)
+            function = member.fget if isinstance(member, property) else member
+            found = found and getattr(function, "__module__", "").startswith("rnnkit.")
+        _RNNKIT_METHODS[kind] = found
+    return found
+
+
+def _weights_key(params: tuple) -> tuple:
+    return tuple((p.data_ptr(), p._version) for p in params if p is not None)
