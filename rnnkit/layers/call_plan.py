@@ -29,9 +29,11 @@ The plan holds while nothing it was decided on has changed:
 * the states: stored ones of the input's batch size; given ones as contiguous ``(batch, units)`` CPU tensors
   of the input's dtype (anything the general route would convert or refuse goes there).
 
-Anything else goes the general route, which keeps a new plan where one qualifies, or the facts it declined
-(``Declined``: not asked again for them). Every output, state and return convention is the general route's,
-to the bit: tested against it (``tests/layers/test_call_plan.py``).
+Anything else goes the general route, which keeps a new plan where one qualifies (on the second call in a row
+with the same facts, the weights' version included), or the facts it declined (``Declined``: not asked again
+for them). A plan that refuses more calls than it runs (given states it cannot read, masked inputs) is declined
+too: remade at every call, it would cost more than it saves. Every output, state and return convention is the
+general route's, to the bit: tested against it (``tests/layers/test_call_plan.py``).
 """
 
 from __future__ import annotations
@@ -56,13 +58,16 @@ _PARAMS = ("kernel", "recurrent_kernel", "bias")
 class CallPlan:
     """What a plain inference call of one layer decided (see the module docstring); ``run`` repeats it."""
 
-    __slots__ = ("facts", "params", "weights_key", "weights", "kernel", "runner", "mode", "n_states", "units",
-                 "stateful", "sequences", "return_state", "go_backwards", "zero_output", "use_bias", "blas")
+    __slots__ = ("facts", "key", "uses", "misses", "params", "weights_key", "weights", "kernel", "runner", "mode",
+                 "n_states", "units", "stateful", "sequences", "return_state", "go_backwards", "zero_output",
+                 "use_bias", "blas")
 
     def __init__(self, layer: RNN, facts: tuple, params: tuple, kernel: str, weights: Any, mode: Any,
                  n_states: int, blas: bool = False) -> None:
         cell = layer.cell
         self.facts = facts
+        self.key: tuple = ()  # (keep_plan's facts of the calls it was made on)
+        self.uses = self.misses = 0  # (calls run, calls refused)
         self.params = params
         self.weights_key = _weights_key(params)
         self.kernel = kernel  # "step" | "infer" (the native kernel's) | "torch"
@@ -92,6 +97,8 @@ class CallPlan:
             return None
         batch = x.shape[0]
         if self.stateful:
+            if layer.__dict__.get("_states_zeroed"):
+                return None  # (after a reset: the general route decides the batch size, and clears the flag)
             buffers = layer._buffers
             states = [buffers.get("state_0"), buffers.get("state_1")][:self.n_states]
             if any(s is None for s in states) or states[0].shape[0] != batch or (  # type: ignore[union-attr]
@@ -105,6 +112,7 @@ class CallPlan:
         else:  # a built-in cell's initial states
             states = [x.new_zeros(batch, self.units) for _ in range(self.n_states)]
         output, new_states = self.runner(self, x, states)
+        self.uses += 1
         if self.stateful:
             buffers["state_0"] = new_states[0]
             if self.n_states == 2:
@@ -141,15 +149,14 @@ _RUNNERS = {"step": CallPlan._step, "infer": CallPlan._infer, "torch": CallPlan.
 
 
 class Declined:
-    """The facts of a plain inference call for which no plan is made (``now``: whether it was plain eager
-    inference; ``seen``: seen once so far, no plan asked for yet): calls with the same facts do not ask again
-    (asking costs a tenth of a one-step call on torch's kernel)."""
+    """The facts of a plain inference call (:func:`_call_facts`) for which no plan is made (``seen``: seen once
+    so far, no plan asked for yet): calls with the same facts do not ask again (asking costs a tenth of a
+    one-step call on torch's kernel)."""
 
-    __slots__ = ("facts", "now", "seen")
+    __slots__ = ("key", "seen")
 
-    def __init__(self, facts: tuple, now: bool, seen: bool = False) -> None:
-        self.facts = facts
-        self.now = now
+    def __init__(self, key: tuple, seen: bool = False) -> None:
+        self.key = key
         self.seen = seen
 
     def run(self, layer: RNN, x: torch.Tensor, training: Any, initial_state: Any = None) -> None:
@@ -160,18 +167,37 @@ def keep_plan(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = 
     """After a plain call (no mask or constants; ``initial_state``: whether it was given states) of ``layer``
     on the general route: on the second call in a row with the same facts, keep a plan for calls like it, or
     the facts it was declined for. (A layer called with ever-changing shapes makes no plan.)"""
-    if torch.is_grad_enabled():
-        return  # (plans are for inference only)
-    facts, now = _facts(layer, layer.cell, x, training, initial_state), _inference_now()
+    if torch.is_grad_enabled() or "_keras_mask" in x.__dict__:
+        return  # (plans are for inference without masks only)
+    key = _call_facts(layer, x, training, initial_state)
     kept = layer.__dict__.get("_call_plan")
-    if type(kept) is Declined and kept.facts == facts and kept.now == now and not kept.seen:
+    if type(kept) is CallPlan and kept.key == key:
+        # the plan refused a call it was made for (states it cannot read, a reset's flag ...): kept while it runs
+        # more often than it refuses, else these calls are declined (remade at every call, a plan would cost
+        # more than it saves)
+        kept.misses += 1
+        if kept.misses > kept.uses + 1:
+            layer.__dict__["_call_plan"] = Declined(key)
         return
-    if (type(kept) is Declined and kept.facts == facts and kept.now == now) or (
-            type(kept) is CallPlan and kept.facts == facts):  # (a plan whose weights or states changed: anew)
-        plan = plan_for(layer, x, training, initial_state)
-        layer.__dict__["_call_plan"] = plan if plan is not None else Declined(facts, now)
+    if type(kept) is Declined and kept.key == key:
+        if kept.seen:
+            plan = plan_for(layer, x, training, initial_state)
+            if plan is not None:
+                plan.key = key
+            layer.__dict__["_call_plan"] = plan if plan is not None else Declined(key)
         return
-    layer.__dict__["_call_plan"] = Declined(facts, now, seen=True)
+    layer.__dict__["_call_plan"] = Declined(key, seen=True)  # (new facts: a plan on the next call like it)
+
+
+def _call_facts(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool) -> tuple:
+    """What :func:`keep_plan` tells calls apart by: the plan's facts, whether the call was plain eager inference,
+    and the weights' identity, storage and version (a plan is made anew after they change)."""
+    cell = layer.cell
+    params = cell._parameters
+    held = tuple(params.get(name) for name in _PARAMS)
+    weights = tuple(id(p) for p in held) + (_weights_key(held) if not any(
+        p is not None and p.is_inference() for p in held) else ())
+    return _facts(layer, cell, x, training, initial_state) + (_inference_now(), weights)
 
 
 def plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = False) -> CallPlan | None:

@@ -249,14 +249,15 @@ def test_given_states_the_entry_cannot_read_go_the_general_route():
     a, b = _twins("lstm", carry=True)
     x = torch.randn(2, 1, FEATURES)
     h = torch.randn(UNITS, 2)
-    for states in ([h.t(), h.t()],  # strided
+    count = _Count(a)
+    for states in ((h.t().contiguous(), h.t().contiguous()),  # a tuple of fitting tensors: the plan
+                   [h.t(), h.t()],  # strided
                    [h.t().double(), h.t().contiguous()],  # another dtype: converted
-                   [h.t().numpy(), h.t().contiguous()],  # arrays
-                   (h.t().contiguous(), h.t().contiguous())):  # a tuple of fitting tensors: the plan
-        count = _Count(a)  # (each general-route call makes the plan anew)
+                   [h.t().numpy(), h.t().contiguous()]):  # arrays
         with torch.no_grad():
             _same(a(x, initial_state=states), b.prepare(x, initial_state=states).run())
-        assert count.n == (1 if isinstance(states, tuple) else 0) and _planned(a)
+    assert count.n == 1
+    assert isinstance(a.__dict__["_call_plan"], Declined)  # (refused more often than run: declined)
     with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
         a(x, initial_state=[torch.zeros(3, UNITS), torch.zeros(3, UNITS)])  # the general route's error
     with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
@@ -440,3 +441,64 @@ def test_a_plan_follows_the_input_length():
     assert count.n == 2
     _stream(a, b, 2, steps=3, per_call=1)  # another length: the general route twice, then a new plan
     assert _planned(a) and a.__dict__["_call_plan"].kernel == "step"
+
+
+def test_calls_a_plan_keeps_refusing_are_declined_not_planned_again(monkeypatch):
+    """Weights edited before every call (a moving average), or a masked input with given states: the general
+    route each time, and no plan made at every call (that cost more than the call)."""
+    from rnnkit.layers import call_plan
+
+    asked = []
+    original = call_plan.plan_for
+    monkeypatch.setattr(call_plan, "plan_for", lambda *a, **k: asked.append(1) or original(*a, **k))
+    a, b = _twins("gru", 2, steps=4, stateful=False)
+    for _ in range(6):
+        with torch.no_grad():
+            for layer in (a, b):
+                layer.cell.kernel.mul_(0.99)
+        _stream(a, b, 2, steps=1, per_call=4)
+    assert len(asked) == 1  # (only the first plan: new weights at every call are new facts, seen once each)
+    masked = torch.randn(2, 4, FEATURES)
+    masked._keras_mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    states = [torch.zeros(2, UNITS)]
+    before = len(asked)
+    with torch.no_grad():
+        for _ in range(4):
+            _same(a(masked, initial_state=states), b.prepare(masked, initial_state=states).run())
+    assert len(asked) == before
+
+
+def test_a_reset_flag_sends_stateful_calls_to_the_general_route():
+    """A checkpoint taken right after reset_states() holds the flag that lets the next call pick its batch size:
+    loaded into a layer with a plan, the next call still gets the general route's rule."""
+    a, b = _twins("gru", 2)
+    fresh = _layer("gru")
+    fresh.build((2, 1, FEATURES))
+    with torch.no_grad():
+        fresh(torch.randn(2, 1, FEATURES))
+    fresh.reset_states()
+    flags = {k: v for k, v in fresh.state_dict().items() if "state" in k}
+    for layer in (a, b):
+        layer.load_state_dict(flags, strict=False)
+    assert a._states_zeroed and _planned(a)
+    x = torch.randn(2, 1, FEATURES)  # the same batch size: the call holds the layer to it (the flag cleared)
+    with torch.no_grad():
+        _same(a(x), b.prepare(x).run())
+        assert not a._states_zeroed and not b._states_zeroed
+        for layer in (a, b):
+            with pytest.raises(ValueError, match="batch size 2"):
+                layer(torch.randn(4, 1, FEATURES))
+
+
+def test_a_declined_call_is_planned_once_its_weights_change():
+    a = _layer("gru", stateful=False, return_state=True)
+    a.build((2, 1, FEATURES))
+    x, states = torch.randn(2, 1, FEATURES, dtype=torch.float64), [torch.zeros(2, UNITS, dtype=torch.float64)]
+    with torch.no_grad():
+        for _ in range(3):
+            a(x, initial_state=states)  # float64 calls of a float32 layer: converted, declined
+        assert isinstance(a.__dict__["_call_plan"], Declined)
+        a.double()
+        for _ in range(3):
+            a(x, initial_state=states)
+    assert _planned(a)
