@@ -30,7 +30,7 @@ import torch
 from rnnkit.core.sequences import right_padded_lengths
 from rnnkit.kernels import native
 from rnnkit.kernels.ops import kernel_call, mode_of, right_padded_call, rnn_kernel, rnn_kernel_masked
-from rnnkit.kernels.spec import KernelSpec, capturing_graph, cell_to_torch, kernel_for, spec_for
+from rnnkit.kernels.spec import capturing_graph, cell_to_torch, kernel_for, spec_for
 
 
 def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], weights: list, use_bias: bool,
@@ -52,11 +52,10 @@ def run_kernel(kernel, x: torch.Tensor, directions: list[list[torch.Tensor]], we
 
 
 def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, training: bool,
-              zero_states: bool = False, weights: list | None = None):
+              zero_states: bool = False):
     """``(last_output, outputs, new_states)`` for batch-major ``x`` on a fused kernel; ``None`` when,
     eagerly, the mask has holes and the native kernel cannot run (the caller then runs its hoisted loop).
-    ``zero_states``: ``states`` are known to be zeros (see ``right_padded_call``); ``weights``: the cell's
-    torch-layout weights when the caller has them (``cell_to_torch``)."""
+    ``zero_states``: ``states`` are known to be zeros (see ``right_padded_call``)."""
     cell = layer.cell
     graph = capturing_graph()
     lengths = None
@@ -77,11 +76,11 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     if masks is not None:
         x = x * masks[0].unsqueeze(1)
     if use_native:
-        native_weights, native_mode = native_layout(cell, weights)
+        native_weights, native_mode = native_layout(cell)
         outputs, *new_states = native.native_call(x, mask, list(states), native_weights, native_mode,
                                                   cell.use_bias, layer.go_backwards, layer.zero_output_for_mask)
         return outputs.select(1, -1), outputs, new_states
-    weights = weights if weights is not None else cell_to_torch(cell)
+    weights = cell_to_torch(cell)
     if mask is None:
         if layer.go_backwards:
             x = x.flip(1)
@@ -97,22 +96,17 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     return outputs.select(1, -1), outputs, new_states
 
 
-def native_layout(cell, weights: list | None = None) -> tuple[list, str]:
+def native_layout(cell) -> tuple[list, str]:
     """``(weights, mode)`` the native kernel runs ``cell`` on (:meth:`rnnkit.kernels.spec.KernelSpec.to_native`:
-    a GRU's in Keras's gate order, no reordering); ``weights``: the cell's torch-layout weights when the caller
-    has them (used where the family's native layout is torch's)."""
+    a GRU's in Keras's gate order, no reordering)."""
     spec = spec_for(cell)
     assert spec is not None, "native_layout of a cell with no kernel"
-    if weights is not None and type(spec).to_native is KernelSpec.to_native:
-        return weights, mode_of(kernel_for(cell))
     return spec.to_native(cell)
 
 
-def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None = None,
-                  weight: torch.Tensor | None = None) -> bool:
+def native_chosen(cell, x: torch.Tensor, holes: bool = False, mode: str | None = None) -> bool:
     """Whether an eager call of a fusable ``cell`` (its kernel's ``mode``, looked up when not given) on ``x``
     runs on the native kernel: where it is preferred (or the mask has holes) and nothing blocks it (see
-    :mod:`rnnkit.kernels.native`). ``weight``: one of the cell's weights (its kernel when not given)."""
+    :mod:`rnnkit.kernels.native`)."""
     mode = mode if mode is not None else mode_of(kernel_for(cell))
-    return (holes or native.preferred(mode, x.shape[0], cell.units)) and native.blocker(
-        x, [weight if weight is not None else cell.kernel]) is None
+    return (holes or native.preferred(mode, x.shape[0], cell.units)) and native.blocker(x, [cell.kernel]) is None

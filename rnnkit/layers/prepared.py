@@ -1,5 +1,6 @@
-"""``PreparedCall``: one call of a recurrent layer, its arguments converted and validated; and
-``plain_call``: the common call whose arguments need no conversion."""
+"""``PreparedCall``: one call of a recurrent layer, its arguments converted and validated; and the shortcuts of
+calls with one plain tensor: ``shortcut_call`` (the layer's kept plan, :mod:`rnnkit.layers.call_plan`) and
+``plain_call`` (the common call whose arguments need no conversion)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,17 @@ class PreparedCall:
 
     def finish(self, last: torch.Tensor, outputs: torch.Tensor, new_states: list) -> Any:
         return self.layer.finish_call(last, outputs, new_states, self.mask)
+
+
+def shortcut_call(layer: RNN, x: torch.Tensor, initial_state: Any, training: Any) -> Any:
+    """A call with one plain tensor and no mask or constants: the layer's kept plan where it holds (never while
+    a graph is captured), else, without initial states, :func:`plain_call`; ``None``: the general route runs."""
+    plan = layer.__dict__.get("_call_plan")
+    if plan is not None and not capturing_graph():
+        result = plan.run(layer, x, training, initial_state)
+        if result is not None:
+            return result
+    return plain_call(layer, x, training) if initial_state is None else None
 
 
 def plain_call(layer: RNN, x: torch.Tensor, training: Any) -> Any:

@@ -51,7 +51,7 @@ from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_pa
 from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
 from rnnkit.layers.call_plan import keep_plan
 from rnnkit.layers.compiled_loop import run_compiled
-from rnnkit.layers.prepared import PreparedCall, plain_call
+from rnnkit.layers.prepared import PreparedCall, shortcut_call
 from rnnkit.layers.state_buffers import StateBuffers
 
 
@@ -264,20 +264,13 @@ class RNN(StateBuffers, Layer):
 
     def call(self, sequences, initial_state=None, mask=None, training=None, constants=None):
         plain = mask is None and constants is None and type(sequences) is torch.Tensor
-        eager = not capturing_graph()  # (a graph being captured never reads or makes kept decisions)
-        if plain and eager:
-            plan = self.__dict__.get("_call_plan")  # (rnnkit.layers.call_plan: kept decisions)
-            if plan is not None:
-                result = plan.run(self, sequences, training, initial_state)
-                if result is not None:
-                    return result
-        if plain and initial_state is None:
-            result = plain_call(self, sequences, training)
+        if plain:
+            result = shortcut_call(self, sequences, initial_state, training)
             if result is not None:
                 return result
         result = self.prepare(sequences, initial_state, mask, training, constants).run()
-        if plain and eager and initial_state is not None:
-            keep_plan(self, sequences, training, initial_state=True)
+        if plain and initial_state is not None and not capturing_graph():
+            keep_plan(self, sequences, training, initial_state=True)  # (rnnkit.layers.call_plan)
         return result
 
     def path_for(self, call: PreparedCall) -> Plan:
@@ -305,10 +298,10 @@ class RNN(StateBuffers, Layer):
         finally:
             reset_dropout(self.cell)
 
-    def run_fused(self, x, states, mask, training: bool, zero_states: bool = False, weights: list | None = None):
+    def run_fused(self, x, states, mask, training: bool, zero_states: bool = False):
         """``(last, outputs, new_states)`` on a fused kernel (:func:`rnnkit.kernels.fused.fused_rnn`), or
         None (a mask with holes and no native kernel: the caller runs the hoisted loop)."""
-        return fused_rnn(self, x, states, mask, training, zero_states, weights)
+        return fused_rnn(self, x, states, mask, training, zero_states)
 
     def loop(self, hoisted: bool, x, states, mask, training: bool, constants, split=None, weights=None):
         """The generic loop (``hoisted``: over pre-projected inputs, recurrent part only; ``split``: a
