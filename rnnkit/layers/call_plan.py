@@ -220,8 +220,8 @@ def plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = F
         return None  # (parametrized weights, or weights without a version counter: the general route)
     kernel = kernel_for(cell)
     mode = mode_of(kernel)
-    if x.dtype != held[0].dtype or x.shape[2:] != layer.feature_shape:
-        return None
+    if x.dtype != held[0].dtype or x.device != held[0].device or x.shape[2:] != layer.feature_shape:
+        return None  # (the general route converts the input)
     if layer.stateful:
         states = layer.states
         if states is None or len(states) != (2 if mode == "lstm" else 1):
