@@ -4,8 +4,9 @@ A plain inference call (``layer(x)``, or ``layer(x, initial_state=states)``; no 
 of a fusable layer does the same work every time before and after its kernel: the path choice, the weight
 cache, the kernel choice, the argument checks, the return convention. That costs 10-20 us, more than a one-step
 call's arithmetic and a few percent of a short sequence's. When a layer gets two such calls in a row with the
-same static facts, it keeps what the general route decided (``layer.__dict__["_call_plan"]``), and the next
-calls with those facts run the kernel directly, with the converted weights kept, on the states (stored, given or
+same static facts, it keeps what the general route decided (in ``layer.__dict__["_call_plans"]``, by input
+shape and whether states are given: up to ``PLANS_KEPT``), and the next calls with those facts run the kernel
+directly, with the converted weights kept, on the states (stored, given or
 zeros), storing the new ones where the layer is stateful:
 
 * rnnkit's native kernel: one step (``x`` of shape ``(batch, 1, features)``, a stateful layer fed a step at a
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from rnnkit.layers.rnn import RNN
 
 _PARAMS = ("kernel", "recurrent_kernel", "bias")
+PLANS_KEPT = 4  # plans (or declined facts) a layer keeps, by input shape and whether states are given
 
 
 class CallPlan:
@@ -170,23 +172,31 @@ def keep_plan(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = 
     if torch.is_grad_enabled() or "_keras_mask" in x.__dict__:
         return  # (plans are for inference without masks only)
     key = _call_facts(layer, x, training, initial_state)
-    kept = layer.__dict__.get("_call_plan")
+    plans = layer.__dict__.setdefault("_call_plans", {})  # (layers pickled before plans have none)
+    slot = (x.shape, initial_state)
+    kept = plans.get(slot)
     if type(kept) is CallPlan and kept.key == key:
         # the plan refused a call it was made for (states it cannot read, a reset's flag ...): kept while it runs
         # more often than it refuses, else these calls are declined (remade at every call, a plan would cost
         # more than it saves)
         kept.misses += 1
         if kept.misses > kept.uses + 1:
-            layer.__dict__["_call_plan"] = Declined(key)
+            plans[slot] = Declined(key)
         return
     if type(kept) is Declined and kept.key == key:
         if kept.seen:
             plan = plan_for(layer, x, training, initial_state)
             if plan is not None:
                 plan.key = key
-            layer.__dict__["_call_plan"] = plan if plan is not None else Declined(key)
+            plans[slot] = plan if plan is not None else Declined(key)
         return
-    layer.__dict__["_call_plan"] = Declined(key, seen=True)  # (new facts: a plan on the next call like it)
+    plans.pop(slot, None)
+    if len(plans) >= PLANS_KEPT:
+        try:  # the oldest (another thread may be changing the dict meanwhile)
+            del plans[next(iter(plans))]
+        except (RuntimeError, StopIteration, KeyError):
+            pass
+    plans[slot] = Declined(key, seen=True)  # (new facts: a plan on the next call like it)
 
 
 def _call_facts(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool) -> tuple:

@@ -67,11 +67,13 @@ class PreparedCall:
 def shortcut_call(layer: RNN, x: torch.Tensor, initial_state: Any, training: Any) -> Any:
     """A call with one plain tensor and no mask or constants: the layer's kept plan where it holds (never while
     a graph is captured), else, without initial states, :func:`plain_call`; ``None``: the general route runs."""
-    plan = layer.__dict__.get("_call_plan")
-    if plan is not None and not capturing_graph():
-        result = plan.run(layer, x, training, initial_state)
-        if result is not None:
-            return result
+    plans = layer.__dict__.get("_call_plans")
+    if plans and not capturing_graph():
+        plan = plans.get((x.shape, initial_state is not None))
+        if plan is not None:
+            result = plan.run(layer, x, training, initial_state)
+            if result is not None:
+                return result
     return plain_call(layer, x, training) if initial_state is None else None
 
 

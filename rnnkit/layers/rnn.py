@@ -101,7 +101,7 @@ class RNN(StateBuffers, Layer):
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
-        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _call_plan=None)
+        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _call_plans={})
 
     @property
     def cell(self) -> Any:

@@ -57,7 +57,7 @@ class _Count:
 
     def __init__(self, layer):
         self.n = 0
-        plan = layer.__dict__["_call_plan"]
+        plan = _kept(layer)
         assert isinstance(plan, CallPlan), "no plan was made"
         inner = plan.runner
 
@@ -68,9 +68,15 @@ class _Count:
         self.kernel = plan.kernel
 
 
+def _kept(layer):
+    """What the layer keeps for its latest new kind of call (a plan, declined facts, or None)."""
+    plans = layer.__dict__.get("_call_plans")
+    return list(plans.values())[-1] if plans else None
+
+
 def _planned(layer):
     """Whether the layer keeps a plan (not none, not a declined call's facts)."""
-    return isinstance(layer.__dict__.get("_call_plan"), CallPlan)
+    return isinstance(_kept(layer), CallPlan)
 
 
 def _leaves(result):
@@ -229,10 +235,10 @@ def test_training_with_dropout_makes_no_plan():
 
 def test_plans_stay_made_across_calls():
     a, b = _twins("lstm")
-    plan = a.__dict__["_call_plan"]
+    plan = _kept(a)
     count = _Count(a)
     _stream(a, b, 2, steps=5)
-    assert a.__dict__["_call_plan"] is plan and count.n == 5
+    assert _kept(a) is plan and count.n == 5
 
 
 def test_copies_make_their_own_plan():
@@ -257,7 +263,7 @@ def test_given_states_the_entry_cannot_read_go_the_general_route():
         with torch.no_grad():
             _same(a(x, initial_state=states), b.prepare(x, initial_state=states).run())
     assert count.n == 1
-    assert isinstance(a.__dict__["_call_plan"], Declined)  # (refused more often than run: declined)
+    assert isinstance(_kept(a), Declined)  # (refused more often than run: declined)
     with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
         a(x, initial_state=[torch.zeros(3, UNITS), torch.zeros(3, UNITS)])  # the general route's error
     with torch.no_grad(), pytest.raises(ValueError, match="initial_state"):
@@ -272,8 +278,8 @@ def test_a_stateful_layer_given_states_goes_the_general_route():
         _same(a(x, initial_state=given), b.prepare(x, initial_state=given).run())
     assert count.n == 0 and not _planned(a)
     assert torch.equal(a.states[0], b.states[0])
-    _stream(a, b, 2, steps=2)  # and a new plan from the next plain call
-    assert _planned(a)
+    _stream(a, b, 2, steps=2)  # the plain calls' plan, kept beside, runs them
+    assert count.n == 2
 
 
 def test_the_thread_count_is_a_fact_of_the_plan():
@@ -400,7 +406,7 @@ def test_declined_calls_are_not_asked_again_for_the_same_facts(monkeypatch):
     x = torch.randn(2, 1, FEATURES)
     for _ in range(3):
         layer(x)  # gradients on: never asked
-    assert not asked and layer.__dict__.get("_call_plan") is None
+    assert not asked and _kept(layer) is None
     with torch.no_grad():
         layer(x)  # seen once: not asked yet
         assert not asked and not _planned(layer)
@@ -411,7 +417,7 @@ def test_declined_calls_are_not_asked_again_for_the_same_facts(monkeypatch):
     with torch.no_grad():
         for _ in range(4):
             dropout(x, training=True)  # (dropout in training: declined on the second call, not asked again)
-    assert len(asked) == 2 and isinstance(dropout.__dict__["_call_plan"], Declined)
+    assert len(asked) == 2 and isinstance(_kept(dropout), Declined)
     with torch.no_grad():
         for _ in range(3):
             layer(torch.randn(2, 3 + _, FEATURES))  # ever-changing shapes: never asked
@@ -440,7 +446,7 @@ def test_a_plan_follows_the_input_length():
     _stream(a, b, 2, steps=2, per_call=4)
     assert count.n == 2
     _stream(a, b, 2, steps=3, per_call=1)  # another length: the general route twice, then a new plan
-    assert _planned(a) and a.__dict__["_call_plan"].kernel == "step"
+    assert _planned(a) and _kept(a).kernel == "step"
 
 
 def test_calls_a_plan_keeps_refusing_are_declined_not_planned_again(monkeypatch):
@@ -497,8 +503,28 @@ def test_a_declined_call_is_planned_once_its_weights_change():
     with torch.no_grad():
         for _ in range(3):
             a(x, initial_state=states)  # float64 calls of a float32 layer: converted, declined
-        assert isinstance(a.__dict__["_call_plan"], Declined)
+        assert isinstance(_kept(a), Declined)
         a.double()
         for _ in range(3):
             a(x, initial_state=states)
     assert _planned(a)
+
+
+def test_a_layer_keeps_plans_for_a_few_kinds_of_calls():
+    """Calls alternating between input lengths (or given and stored states) each keep their plan, up to
+    PLANS_KEPT kinds; more kinds forget the oldest."""
+    from rnnkit.layers.call_plan import PLANS_KEPT
+
+    a, b = _twins("gru", 2, stateful=False)
+    counts = []
+    for steps in (1, 3, 5):
+        _stream(a, b, 2, steps=2, per_call=steps)  # (two calls: a plan for this length)
+        counts.append(_Count(a))
+    for _ in range(2):
+        for steps in (1, 3, 5):
+            _stream(a, b, 2, steps=1, per_call=steps)
+    assert [c.n for c in counts] == [2, 2, 2]
+    assert len(a.__dict__["_call_plans"]) == 3
+    for steps in range(6, 6 + PLANS_KEPT):
+        _stream(a, b, 2, steps=1, per_call=steps)
+    assert len(a.__dict__["_call_plans"]) == PLANS_KEPT
