@@ -203,8 +203,7 @@ def _call_facts(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool)
     """What :func:`keep_plan` tells calls apart by: the plan's facts, whether the call was plain eager inference,
     and the weights' identity, storage and version (a plan is made anew after they change)."""
     cell = layer.cell
-    params = cell._parameters
-    held = tuple(params.get(name) for name in _PARAMS)
+    held = _held(cell)
     weights = tuple(id(p) for p in held) + (_weights_key(held) if not any(
         p is not None and p.is_inference() for p in held) else ())
     return _facts(layer, cell, x, training, initial_state) + (_inference_now(), weights)
@@ -223,8 +222,7 @@ def plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = F
     resolved = layer.training if training is None else bool(training)
     if select_path(layer, None, resolved).path != FUSED or (resolved and cell.dropout):
         return None
-    params = cell._parameters
-    held = tuple(params.get(name) for name in _PARAMS)
+    held = _held(cell)
     if held[0] is None or held[1] is None or (cell.use_bias and held[2] is None) or any(
             p.is_inference() for p in held if p is not None):
         return None  # (parametrized weights, or weights without a version counter: the general route)
@@ -232,12 +230,13 @@ def plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = F
     mode = mode_of(kernel)
     if x.dtype != held[0].dtype or x.device != held[0].device or x.shape[2:] != layer.feature_shape:
         return None  # (the general route converts the input)
+    n_states = 2 if mode == "lstm" else 1
     if layer.stateful:
         states = layer.states
-        if states is None or len(states) != (2 if mode == "lstm" else 1):
+        if states is None or len(states) != n_states:
             return None
     facts = _facts(layer, cell, x, training, initial_state)
-    batch, steps, n_states = x.shape[0], x.shape[1], 2 if mode == "lstm" else 1
+    batch, steps = x.shape[0], x.shape[1]
     if native_chosen(cell, x, False, mode):
         weights, native_mode = native_layout(cell)  # (what the general route's native call runs on)
         transposed = native.inference_weights(weights, cell.use_bias)
@@ -291,6 +290,12 @@ def _rnnkit_methods(kind: type) -> bool:
             found = found and getattr(function, "__module__", "").startswith("rnnkit.")
         _RNNKIT_METHODS[kind] = found
     return found
+
+
+def _held(cell: Any) -> tuple:
+    """The cell's registered ``(kernel, recurrent_kernel, bias)`` parameters (None where not registered)."""
+    params = cell._parameters
+    return tuple(params.get(name) for name in _PARAMS)
 
 
 def _weights_key(params: tuple) -> tuple:
