@@ -1,6 +1,6 @@
 """``rnnkit demo`` against its own bare training step, in one process.
 
-    python benchmarks/bench_demo.py [--steps 150] [--cells lstm,gru] [--threads 2]
+    python benchmarks/bench_demo.py [--steps 150] [--cells lstm,gru] [--threads 2] [--malloc-as-is]
 
 The bare step is the demo's model (``rnnkit.tools.demo.CharModel``, default
 ``Hyper``) doing forward, cross-entropy, backward and an Adam step on one fixed
@@ -11,7 +11,10 @@ the demo's own measure). The demo is
 clipping, learning-rate schedule, loss logging). Prints both in characters per
 second and the demo's share of the bare step's speed (the bare step is timed
 before and after the demo, and averaged: the machine may drift meanwhile). Each
-measurement runs in a process of its own.
+measurement runs in a process of its own, which keeps the memory it frees, as
+``rnnkit demo`` does (:func:`rnnkit.tools.allocator.keep_freed_memory`;
+``--malloc-as-is`` leaves glibc's defaults, under which the same step runs at
+speeds that vary from process to process).
 """
 
 import argparse
@@ -23,6 +26,7 @@ import time
 import torch
 
 from rnnkit.tools import demo
+from rnnkit.tools.allocator import keep_freed_memory
 
 
 def bare_step_chars_per_second(cell: str, steps: int) -> float:
@@ -55,12 +59,12 @@ def demo_chars_per_second(cell: str, steps: int) -> float:
         return demo.run(steps=steps, out=out, cell=cell, progress=False, log=lambda _: None)["chars_per_second"]
 
 
-def in_fresh_process(what: str, cell: str, steps: int, threads: int) -> float:
+def in_fresh_process(what: str, cell: str, steps: int, threads: int, malloc_as_is: bool) -> float:
     """One measurement in its own process, as a user runs ``rnnkit demo``: nothing an earlier measurement
     left behind (seen on a 2-vCPU machine: the LSTM demo at 68-72% of its bare step in four one-process runs,
     73-92% with a process each; the same demo alone ran at 60-91k characters/s in three runs back to back)."""
     command = [sys.executable, __file__, "--measure", what, "--cells", cell, "--steps", str(steps),
-               "--threads", str(threads)]
+               "--threads", str(threads)] + (["--malloc-as-is"] if malloc_as_is else [])
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -70,16 +74,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--cells", default="lstm,gru")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--malloc-as-is", action="store_true", help="leave glibc malloc's thresholds as they are")
     parser.add_argument("--measure", choices=["bare", "demo"], help=argparse.SUPPRESS)  # (the child processes)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.measure:
+        if not args.malloc_as_is:
+            keep_freed_memory()
         measure = bare_step_chars_per_second if args.measure == "bare" else demo_chars_per_second
         print(measure(args.cells, args.steps))
         return
-    print(f"torch threads: {args.threads}; each measurement in its own process")
+    memory = "glibc malloc as it is" if args.malloc_as_is else f"freed memory kept: {keep_freed_memory() or 'yes'}"
+    print(f"torch threads: {args.threads}; each measurement in its own process; {memory}")
     for cell in args.cells.split(","):
-        before, ran, after = (in_fresh_process(what, cell, args.steps, args.threads)
+        before, ran, after = (in_fresh_process(what, cell, args.steps, args.threads, args.malloc_as_is)
                               for what in ("bare", "demo", "bare"))
         bare = (before + after) / 2  # timed before and after the demo: a drifting machine weighs on both
         print(f"{cell}: demo {ran:,.0f} chars/s, bare step {bare:,.0f} chars/s (before {before:,.0f}, after "

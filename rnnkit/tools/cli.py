@@ -95,6 +95,9 @@ def add_demo(subparsers) -> None:
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads (default: torch's own choice); on a busy machine 1 can be faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--malloc-as-is", action="store_true",
+                   help="leave glibc malloc's thresholds as they are (by default the demo keeps the memory it "
+                        "frees: the same training step then runs at one speed, not one per process)")
     p.set_defaults(handler=run_demo)
 
 
@@ -110,6 +113,10 @@ def run_demo(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if not args.malloc_as_is:
+        from rnnkit.tools.allocator import keep_freed_memory
+
+        keep_freed_memory()  # (elsewhere than glibc: nothing to do)
     demo.run(steps=args.steps, out=args.out, cell=args.cell, seed=args.seed, progress=not args.no_progress)
     return 0
 

@@ -1,0 +1,55 @@
+"""Keeping freed memory in the process, for training loops: glibc malloc's two thresholds.
+
+A training step allocates and frees the same large tensors at every step:
+activations, oneDNN's LSTM workspace, gradients, megabytes each. glibc's
+``malloc`` gives a block above its *mmap threshold* pages of its own from
+``mmap`` (unmapped again when freed) and returns the top of its heap to the
+system once more than its *trim threshold* is free there; either way the next
+step's tensors land on pages the kernel must fault in and zero again. glibc
+raises the mmap threshold as it sees large blocks freed, so how often this
+happens depends on the order of the process's earlier allocations: the same
+step runs at different speeds in different processes. Measured on 2 cores,
+the demo's two-layer LSTM (:mod:`rnnkit.tools.demo`): 21-38 ms a step (median
+per process, eight processes), 20-26 ms in every process with both thresholds
+fixed high.
+
+:func:`keep_freed_memory` fixes them for the whole process (``mallopt``), as
+the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
+``MALLOC_TRIM_THRESHOLD_`` would at start-up. The cost: memory freed stays with
+the process (up to its peak use) instead of going back to the system. It is a
+process-wide setting, so rnnkit never makes it on import: ``rnnkit demo`` and
+the benchmarks call it; a user's own training program may.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import platform
+import sys
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+# Blocks up to this size come from the heap. glibc before 2.35 refuses more than 32 MiB (half its heap
+# size on 64-bit machines); there the fallback applies.
+MMAP_THRESHOLD = 1 << 30
+MMAP_THRESHOLD_FALLBACK = 32 << 20
+TRIM_THRESHOLD = 1 << 30  # free memory kept at the top of the heap
+
+
+def keep_freed_memory() -> str | None:
+    """Fix glibc malloc's mmap and trim thresholds high for this process (see the module docstring).
+
+    Returns None when done, else why not: not Linux with glibc (other allocators keep their own policies),
+    or ``mallopt`` refused both values.
+    """
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return f"glibc malloc only (this is {sys.platform}, {platform.libc_ver()[0] or 'another libc'})"
+    libc = ctypes.CDLL(None)
+    mallopt = libc.mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    if not (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) or mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_FALLBACK)):
+        return "mallopt refused the mmap threshold"
+    if not mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD):
+        return "mallopt refused the trim threshold"
+    return None
