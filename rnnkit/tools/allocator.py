@@ -18,7 +18,7 @@ the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
 ``MALLOC_TRIM_THRESHOLD_`` would at start-up. The cost: memory freed stays with
 the process (up to its peak use) instead of going back to the system. It is a
 process-wide setting, so rnnkit never makes it on import: ``rnnkit demo`` and
-the benchmarks call it; a user's own training program may.
+``benchmarks/bench_demo.py`` call it; a user's own training program may.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import sys
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
-# Blocks up to this size come from the heap. glibc before 2.35 refuses more than 32 MiB (half its heap
-# size on 64-bit machines); there the fallback applies.
+# Blocks up to this size come from the heap. Older glibc releases refuse more than 32 MiB (half their heap
+# size on 64-bit machines); there the fallback applies (glibc 2.36 here takes 1 GiB).
 MMAP_THRESHOLD = 1 << 30
 MMAP_THRESHOLD_FALLBACK = 32 << 20
 TRIM_THRESHOLD = 1 << 30  # free memory kept at the top of the heap
