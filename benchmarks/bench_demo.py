@@ -26,7 +26,7 @@ import time
 import torch
 
 from rnnkit.tools import demo
-from rnnkit.tools.allocator import keep_freed_memory
+from rnnkit.tools.allocator import keep_freed_memory, unavailable
 
 
 def bare_step_chars_per_second(cell: str, steps: int) -> float:
@@ -84,7 +84,7 @@ def main() -> None:
         measure = bare_step_chars_per_second if args.measure == "bare" else demo_chars_per_second
         print(measure(args.cells, args.steps))
         return
-    memory = "glibc malloc as it is" if args.malloc_as_is else f"freed memory kept: {keep_freed_memory() or 'yes'}"
+    memory = "glibc malloc as it is" if args.malloc_as_is else f"freed memory kept: {unavailable() or 'yes'}"
     print(f"torch threads: {args.threads}; each measurement in its own process; {memory}")
     for cell in args.cells.split(","):
         before, ran, after = (in_fresh_process(what, cell, args.steps, args.threads, args.malloc_as_is)

@@ -36,14 +36,22 @@ MMAP_THRESHOLD_FALLBACK = 32 << 20
 TRIM_THRESHOLD = 1 << 30  # free memory kept at the top of the heap
 
 
+def unavailable() -> str | None:
+    """Why :func:`keep_freed_memory` can do nothing here (None: Linux with glibc)."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return f"glibc malloc only (this is {sys.platform}, {platform.libc_ver()[0] or 'another libc'})"
+    return None
+
+
 def keep_freed_memory() -> str | None:
     """Fix glibc malloc's mmap and trim thresholds high for this process (see the module docstring).
 
     Returns None when done, else why not: not Linux with glibc (other allocators keep their own policies),
     or ``mallopt`` refused both values.
     """
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return f"glibc malloc only (this is {sys.platform}, {platform.libc_ver()[0] or 'another libc'})"
+    why = unavailable()
+    if why is not None:
+        return why
     libc = ctypes.CDLL(None)
     mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

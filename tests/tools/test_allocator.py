@@ -1,7 +1,6 @@
 """``rnnkit.tools.allocator``: freed memory kept in the process (glibc malloc's thresholds)."""
 
 import os
-import platform
 import subprocess
 import sys
 
@@ -24,8 +23,7 @@ for _ in range(10):
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
-glibc = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                           reason="glibc malloc only")
+glibc = pytest.mark.skipif(allocator.unavailable() is not None, reason="glibc malloc only")
 
 
 def _faults(how: str) -> int:
