@@ -13,8 +13,9 @@ first valid step, take the previous chunk's last output (zeros with
 At small batches a custom cell's step is split first (:mod:`rnnkit.core.split_step`): the ops that read
 only the step's input (its input projection) run once over all steps, before the chunks, as one large
 product; the compiled loop runs the rest, its small matrix products written as products and sums that
-inductor compiles into the step's own loop (no library call per step). Where the step cannot be split, the
-loop runs it whole.
+inductor compiles into the step's own loop (no library call per step), on one thread (``SPLIT_STEP_THREADS``:
+at these sizes a parallel region per step costs more than the work). Where the step cannot be split, the loop
+runs it whole.
 
 On the CPU the compiled code's wrapper is C++ as well (inductor's
 ``cpp_wrapper``): each step's kernel and matrix-product calls then cost no
@@ -46,15 +47,27 @@ SPLITS_KEPT = 8  # traces kept per layer
 # ``h = tanh(x W + h R)``, training, 2 cores: 0.5x the time at (batch 8, 200 steps, 64 units), 0.6x at
 # (1, 1000, 64); as fast at (16, 100, 128 units), 262,144 multiply-adds.
 SMALL_PRODUCTS_UP_TO = 1 << 16
+# On the CPU the split step's compiled loop runs inductor's own kernels on one thread (``cpp.threads``; matrix
+# products left to the library keep torch's threads): at a small batch a step's kernel has a few thousand
+# multiply-adds, which inductor still splits over the threads (it parallelizes from 512 elements a thread, ATen's
+# own ops from 32,768), so every step passes two barriers (its products' loop, then the pointwise part) for work
+# one thread does in well under a microsecond; where another process takes a core, each barrier waits for it.
+# Training, ``h = tanh(x W + h R)``, 2 threads, alternating in one process: on a quiet machine as fast (1, 1,000
+# steps, 32 features, 64 units: 6.1-7.0 vs 6.7-7.3 ms; (8, 200, 32, 64): 2.54-2.58 vs 2.54-2.67 ms; (16, 100, 64,
+# 128): 3.8-4.0 ms both); while the shared machine was busy, 5.1-5.7 vs 6.2-8.5 ms and 2.9-3.1 vs 3.6-4.1 ms.
+SPLIT_STEP_THREADS = 1
 
 
-def compiled_loop(layer: Any, device_type: str) -> Any:
-    """``torch.compile`` of ``layer.loop``, made on first use per device type and kept on the layer."""
+def compiled_loop(layer: Any, device_type: str, split: bool = False) -> Any:
+    """``torch.compile`` of ``layer.loop``, made on first use per device type and kind of step (``split``: the
+    split step's recurrent part, its kernels on ``SPLIT_STEP_THREADS`` threads) and kept on the layer."""
     loops = layer.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
-    compiled = loops.get(device_type)
+    compiled = loops.get((device_type, split))
     if compiled is None:
-        options: dict[str, Any] | None = {"cpp_wrapper": True} if device_type == "cpu" else None
-        compiled = loops[device_type] = torch.compile(layer.loop, dynamic=False, options=options)
+        options: dict[str, Any] | None = None
+        if device_type == "cpu":
+            options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if split else {})}
+        compiled = loops[device_type, split] = torch.compile(layer.loop, dynamic=False, options=options)
     return compiled
 
 
@@ -62,8 +75,8 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
                  training: bool, constants: list | None):
     """``layer.loop(hoisted, x, states, mask, training, constants)``'s ``(last, outputs, new_states)`` through
     the compiled loop, ``CHUNK`` steps at a time (``x`` batch-major ``(B, T, ...)``, ``mask`` ``(B, T)``)."""
-    loop = compiled_loop(layer, x.device.type)
     split = None if hoisted else split_for(layer, x, states, training, constants)
+    loop = compiled_loop(layer, x.device.type, split is not None)
     weights = None
     inputs: Any = x
     if split is not None:  # the step's input part, all steps at once; the loop runs the rest
