@@ -4,7 +4,9 @@ Peers: ``torch.nn.LSTM/GRU/RNN`` (fused; ``pack_padded_sequence`` for masks),
 a hand-written ``torch.nn.LSTMCell`` loop, Keras 3 on the torch backend (when
 installed) and Keras 3 on jax/XLA in a subprocess (when jax is installed).
 Each time is the median of several runs after warm-up (the two sides of
-rnnkit-vs-torch.nn and masked-vs-unmasked rows timed in alternation); ``ratio`` is
+rnnkit-vs-torch.nn and masked-vs-unmasked rows timed in alternation, call by
+call; rnnkit and Keras on jax in alternation every few seconds, three rounds
+of a few runs each); ``ratio`` is
 rnnkit / peer (below 1 means rnnkit is faster). Modes: ``infer`` (forward
 under ``no_grad``) and ``train`` (forward + backward of the summed output).
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -201,19 +204,60 @@ def jax_missing() -> str | None:
     return f"{' and '.join(missing)} not installed (pip install jax jaxlib keras)"
 
 
-def keras_jax_times(cases: list[dict], timeout_s: int = 1800) -> dict | None:
-    """Times from Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``); None without jax."""
-    if jax_missing() is not None:
-        return None
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    proc = subprocess.run(
-        [sys.executable, "-m", "rnnkit.tools.bench_jax"], input=json.dumps(cases), capture_output=True, text=True,
-        env=env, timeout=timeout_s,
-    )
-    if proc.returncode != 0:
-        print(f"keras-jax peer failed: {proc.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+JAX_ROUNDS = 3  # alternations of rnnkit's and Keras-on-jax's timings of one case
+
+
+class JaxPeer:
+    """Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``), asked for one case's time at a time, so
+    that its timings alternate with rnnkit's (:func:`alternated`). Use as a context manager."""
+
+    def __init__(self, timeout_s: int = 600, argv: list[str] | None = None):
+        env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+        self.timeout_s = timeout_s
+        argv = [sys.executable, "-m", "rnnkit.tools.bench_jax"] if argv is None else argv  # (tests: a stand-in)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def time(self, case: dict, repeats: int = 5, budget_s: float = 1.0) -> float:
+        """Median seconds of one run of ``case`` (built and compiled on its first request). Raises
+        RuntimeError with the subprocess's last words where it has stopped."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps({"case": case, "repeats": repeats, "budget_s": budget_s}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # (it has stopped: said below)
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(self.timeout_s)
+            assert self.proc.stderr is not None
+            raise RuntimeError(f"keras-jax peer stopped: {self.proc.stderr.read()[-2000:]}")
+        answer = json.loads(line)
+        assert answer["key"] == jax_key(case), (answer["key"], case)
+        return answer["seconds"]
+
+    def __enter__(self) -> JaxPeer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(self.timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def alternated(timers: list[Callable[[], float]], rounds: int = JAX_ROUNDS) -> list[float]:
+    """Each timer (a function that measures something and returns seconds) called in turn, ``rounds`` times
+    over; the median of each one's results. Where one side runs in another process and cannot be timed call
+    by call against the other (:func:`paired_times`), its measurements and ours still alternate every few
+    seconds, so that a machine's slow minute weighs on both sides of a ratio alike."""
+    results: list[list[float]] = [[] for _ in timers]
+    for _ in range(rounds):
+        for timer, into in zip(timers, results):
+            into.append(timer())
+    return [statistics.median(r) for r in results]
 
 
 def matmul_peak_gflops(n: int = 1024) -> float:
@@ -245,21 +289,23 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
     log(f"{'case':<27}{'cell':<7}{'shape':<22}{'mode':<6}{'peer':<14}{'rnnkit ms':>10}{'peer ms':>10}{'ratio':>8}")
     use_keras = "keras" in against and keras_available()
     ours_cache: dict = {}
+    jax_cases: list[tuple[dict, list]] = []  # (Keras-on-jax case, [(row name, rnnkit's run of the case)])
     for cell in cells:
         for shape in shapes:
             for mode in modes:
+                run = rnnkit_runner(cell, shape, mode)
                 if "torch" in against:
-                    ours, theirs = paired_times(rnnkit_runner(cell, shape, mode), torch_runner(cell, shape, mode))
+                    ours, theirs = paired_times(run, torch_runner(cell, shape, mode))
                     add("fusable", cell, shape, mode, ours, "torch.nn", theirs)
                 else:
-                    ours = median_time(rnnkit_runner(cell, shape, mode))
+                    ours = median_time(run)
                 ours_cache[(cell, tuple(shape), mode)] = ours
+                jax_cases.append(({"cell": cell, "shape": list(shape), "mode": mode}, [("vs XLA", run)]))
                 if use_keras:
                     add("unmasked", cell, shape, mode, ours, "keras-torch",
                         median_time(keras_torch_runner(cell, shape, mode)))
-    jax_cases: list[dict] = []
     if extras:
-        masked_cases(cells, shapes, modes, against, use_keras, ours_cache, add, jax_cases)
+        masked_cases(cells, shapes, modes, against, use_keras, add, jax_cases)
         for shape in shapes:
             for mode in modes:
                 if "torch" in against:
@@ -272,42 +318,27 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
                 add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
                     "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
         for cell in cells:  # online inference: one step per call at batch 1, per-call times
-            ours, theirs = paired_times(rnnkit_stream_runner(cell), torch_stream_runner(cell))
-            ours, theirs = ours / STREAM_CALLS, theirs / STREAM_CALLS
+            run = rnnkit_stream_runner(cell)
+            ours, theirs = paired_times(run, torch_stream_runner(cell))
             if "torch" in against:
-                add("streaming", cell, STREAM_SHAPE, "infer", ours, "torch.nn", theirs)
-            ours_cache[(cell, STREAM_SHAPE, "stream")] = ours
-            jax_cases.append({"cell": cell, "shape": list(STREAM_SHAPE), "mode": "stream", "calls": STREAM_CALLS})
-        from rnnkit.tools.bench_custom import compiled_loop_times, custom_cell_times  # (it imports this module)
+                add("streaming", cell, STREAM_SHAPE, "infer", ours / STREAM_CALLS, "torch.nn", theirs / STREAM_CALLS)
+            jax_cases.append(({"cell": cell, "shape": list(STREAM_SHAPE), "mode": "stream", "calls": STREAM_CALLS},
+                              [("streaming", run)]))
+        from rnnkit.tools.bench_custom import compiled_loop_runners, custom_cell_runners  # (it imports this module)
 
-        if use_keras:
-            for shape in shapes:
-                ours, theirs = custom_cell_times(shape)
-                add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
-                ours_cache[("minimal", tuple(shape), "train")] = ours
-                jax_cases.append({"cell": "minimal", "shape": list(shape), "mode": "train"})
         for shape in shapes:
-            compiled, plain, compile_s = compiled_loop_times(shape)
+            if use_keras:
+                ours, theirs = (median_time(run) for run in custom_cell_runners(shape))
+                add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
+            run_compiled, run_plain, compile_s = compiled_loop_runners(shape)
+            compiled, plain = paired_times(run_compiled, run_plain)
             add("compile=True", "minimal", shape, "train", compiled, "plain loop", plain)
-            ours_cache[("minimal compiled", tuple(shape), "train")] = compiled
             log(f"compile=True {tuple(shape)}: first call (compilation) {compile_s:.1f} s")
             rows.append({"case": "compile time", "shape": list(shape), "seconds": compile_s})
-    if "jax" in against:
-        cases = [{"cell": c, "shape": list(s), "mode": m} for c in cells for s in shapes for m in modes] + jax_cases
-        jax_times = keras_jax_times(cases)
-        if jax_times is not None:
-            for case in cases:
-                mode, masked = case["mode"], case.get("mask", False)
-                key = (case["cell"], tuple(case["shape"]), mode + (" masked" if masked else ""))
-                jax_time = jax_times.get(jax_key(case))
-                if jax_time and key in ours_cache:
-                    name = "streaming" if mode == "stream" else ("masked right-padded" if masked else "vs XLA")
-                    name = "custom cell" if case["cell"] == "minimal" else name
-                    add(name, case["cell"], case["shape"], "infer" if mode == "stream" else mode, ours_cache[key],
-                        "keras-jax", jax_time / case.get("calls", 1))
-                compiled_time = ours_cache.get(("minimal compiled", tuple(case["shape"]), mode))
-                if jax_time and case["cell"] == "minimal" and compiled_time:
-                    add("compile=True", "minimal", case["shape"], mode, compiled_time, "keras-jax", jax_time)
+            jax_cases.append(({"cell": "minimal", "shape": list(shape), "mode": "train"},
+                              [("custom cell", run_plain), ("compile=True", run_compiled)]))
+    if "jax" in against and jax_missing() is None:
+        jax_rows(jax_cases, add)
     if extras and "lstm" in cells:
         peak = matmul_peak_gflops()
         for shape in shapes:
@@ -321,6 +352,23 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
     return rows
 
 
+def jax_rows(cases: list[tuple[dict, list]], add: Callable) -> None:
+    """Each case's rnnkit runs against Keras 3 on jax (:class:`JaxPeer`), their timings alternated
+    (:func:`alternated`): ``add(name, cell, shape, mode, ours, "keras-jax", theirs)`` per run, in seconds per
+    call (a streaming case's ``calls`` one-step calls divided out)."""
+    try:
+        with JaxPeer() as peer:
+            for case, runs in cases:
+                ours = [partial(median_time, run, repeats=5, warmup=1, budget_s=1.0) for _, run in runs]
+                *times, theirs = alternated([*ours, partial(peer.time, case)])
+                calls = case.get("calls", 1)
+                mode = "infer" if case["mode"] == "stream" else case["mode"]
+                for (name, _), t in zip(runs, times):
+                    add(name, case["cell"], case["shape"], mode, t / calls, "keras-jax", theirs / calls)
+    except RuntimeError as err:  # (the rows so far stay)
+        print(err, file=sys.stderr)
+
+
 MASK_SHAPES_EXTRA = [(32, 1000, 32, 64)]  # masked cases also run here (a long right-padded batch)
 VARIANT_SHAPES = [(32, 100, 64, 128), (32, 1000, 32, 64)]  # go_backwards / return_state / Bidirectional, masked
 
@@ -330,7 +378,7 @@ def jax_key(case: dict) -> str:
     return f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}{'|mask' if case.get('mask') else ''}"
 
 
-def masked_cases(cells, shapes, modes, against, use_keras: bool, ours_cache: dict, add: Callable,
+def masked_cases(cells, shapes, modes, against, use_keras: bool, add: Callable,
                  jax_cases: list) -> None:
     """Right-padded masks (lengths over [T/2, T]): each call against the same call unmasked ("mask cost",
     the price of the mask), torch.nn on packed sequences and Keras; LSTM variants at ``VARIANT_SHAPES``."""
@@ -339,9 +387,8 @@ def masked_cases(cells, shapes, modes, against, use_keras: bool, ours_cache: dic
         for shape in list(shapes) + [s for s in MASK_SHAPES_EXTRA if full and s not in shapes]:
             mask = right_padded_mask(shape[0], shape[1])
             for mode in modes:
-                masked, unmasked = paired_times(rnnkit_runner(cell, shape, mode, mask),
-                                                rnnkit_runner(cell, shape, mode))
-                ours_cache[(cell, tuple(shape), mode + " masked")] = masked
+                run = rnnkit_runner(cell, shape, mode, mask)
+                masked, unmasked = paired_times(run, rnnkit_runner(cell, shape, mode))
                 add("mask cost", cell, shape, mode, masked, "rnnkit unmasked", unmasked)
                 if "torch" in against:
                     add("masked right-padded", cell, shape, mode, masked, "torch.nn+pack",
@@ -349,7 +396,8 @@ def masked_cases(cells, shapes, modes, against, use_keras: bool, ours_cache: dic
                 if use_keras and shape in shapes:
                     add("masked right-padded", cell, shape, mode, masked, "keras-torch",
                         median_time(keras_torch_runner(cell, shape, mode, mask)))
-                jax_cases.append({"cell": cell, "shape": list(shape), "mode": mode, "mask": True})
+                jax_cases.append(({"cell": cell, "shape": list(shape), "mode": mode, "mask": True},
+                                  [("masked right-padded", run)]))
     if "lstm" not in cells:
         return
     variants: dict[str, dict] = {"go_backwards": {"go_backwards": True}, "return_state": {"return_state": True},

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
 
 import rnnkit
-from rnnkit.tools.bench import median_time, runner
+from rnnkit.tools.bench import runner
 
 
 class MinimalTanhCell(rnnkit.Layer):
@@ -46,8 +49,8 @@ def _keras_cell(units):
     return KerasMinimalTanhCell(units)
 
 
-def custom_cell_times(shape: tuple, mode: str = "train") -> tuple[float, float]:
-    """(rnnkit seconds, Keras-on-torch seconds) for ``RNN(custom cell)``."""
+def custom_cell_runners(shape: tuple, mode: str = "train") -> tuple[Callable[[], None], Callable[[], None]]:
+    """(rnnkit run, Keras-on-torch run) of ``RNN(custom cell)`` (``rnnkit.tools.bench.runner``)."""
     import keras
 
     b, t, d, u = shape
@@ -57,15 +60,12 @@ def custom_cell_times(shape: tuple, mode: str = "train") -> tuple[float, float]:
     theirs = keras.layers.RNN(_keras_cell(u), return_sequences=True)
     theirs.build((b, t, d))
     params_k = [v.value for v in theirs.trainable_variables] + [x]
-    t_ours = median_time(runner(lambda: ours(x), list(ours.parameters()) + [x], mode))
-    t_theirs = median_time(runner(lambda: theirs(x), params_k, mode))
-    return t_ours, t_theirs
+    return runner(lambda: ours(x), list(ours.parameters()) + [x], mode), runner(lambda: theirs(x), params_k, mode)
 
 
-def compiled_loop_times(shape: tuple, mode: str = "train") -> tuple[float, float, float]:
-    """(compiled seconds, plain seconds, compile seconds) for ``RNN(cell, compile=True)``."""
-    import time
-
+def compiled_loop_runners(shape: tuple, mode: str = "train") -> tuple[Callable[[], None], Callable[[], None], float]:
+    """(compiled run, plain run, compile seconds) for ``RNN(cell, compile=True)`` and the same cell's plain
+    ``RNN``; the compiled one has made its first call (the compilation, timed)."""
     b, t, d, u = shape
     x = torch.randn(b, t, d, requires_grad=mode == "train")
     plain = rnnkit.RNN(MinimalTanhCell(u), return_sequences=True)
@@ -76,5 +76,4 @@ def compiled_loop_times(shape: tuple, mode: str = "train") -> tuple[float, float
     start = time.perf_counter()
     run_compiled()
     compile_s = time.perf_counter() - start
-    run_plain = runner(lambda: plain(x), list(plain.parameters()) + [x], mode)
-    return median_time(run_compiled), median_time(run_plain), compile_s
+    return run_compiled, runner(lambda: plain(x), list(plain.parameters()) + [x], mode), compile_s

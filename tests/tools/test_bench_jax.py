@@ -1,0 +1,87 @@
+"""The Keras-on-jax peer of the benchmarks: ``rnnkit.tools.bench_jax``'s request/answer lines, ``bench.JaxPeer``
+(its subprocess, here a stand-in: jax is no test dependency), ``bench.alternated`` and ``bench.jax_rows``."""
+
+import io
+import json
+import sys
+
+import pytest
+
+from rnnkit.tools import bench, bench_jax
+
+CASE = {"cell": "gru", "shape": [1, 1, 32, 64], "mode": "stream", "calls": 100}
+
+
+def test_the_server_builds_each_case_once_and_answers_each_request(monkeypatch, capsys):
+    built = []
+    monkeypatch.setattr(bench_jax, "build", lambda case: built.append(case) or (lambda: None))
+    other = dict(CASE, mode="infer", shape=[2, 3, 4, 5])
+    lines = [json.dumps({"case": c, "repeats": 3, "budget_s": 0.1}) for c in (CASE, other, CASE)]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n\n"))
+    bench_jax.main()
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["key"] for a in answers] == [bench.jax_key(c) for c in (CASE, other, CASE)]
+    assert all(a["seconds"] >= 0 for a in answers) and built == [CASE, other]
+
+
+STAND_IN = """
+import json, sys
+from rnnkit.tools.bench import jax_key
+for line in sys.stdin:
+    request = json.loads(line)
+    if request["case"]["cell"] == "broken":
+        sys.exit("no such cell: broken")
+    print(json.dumps({"key": jax_key(request["case"]), "seconds": 0.25 * request["repeats"]}), flush=True)
+"""
+
+
+def test_the_peer_asks_its_subprocess_one_case_at_a_time():
+    with bench.JaxPeer(argv=[sys.executable, "-c", STAND_IN]) as peer:
+        assert peer.time(CASE, repeats=4) == 1.0
+        assert peer.time(dict(CASE, mode="train"), repeats=2) == 0.5
+        with pytest.raises(RuntimeError, match="keras-jax peer stopped: no such cell: broken"):
+            peer.time(dict(CASE, cell="broken"))
+    assert peer.proc.returncode == 1
+
+
+def test_alternated_calls_the_timers_in_turn_and_takes_each_ones_median():
+    calls = []
+
+    def timer(name, values):
+        values = iter(values)
+        return lambda: calls.append(name) or next(values)
+    assert bench.alternated([timer("ours", [3.0, 1.0, 2.0]), timer("jax", [9.0, 5.0, 4.0])], rounds=3) == [2.0, 5.0]
+    assert calls == ["ours", "jax"] * 3
+
+
+def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monkeypatch):
+    asked = []
+
+    class Peer:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def time(self, case):
+            asked.append(case["mode"])
+            if case["cell"] == "broken":
+                raise RuntimeError("keras-jax peer stopped: broken")
+            return 0.02
+
+    monkeypatch.setattr(bench, "JaxPeer", Peer)
+    monkeypatch.setattr(bench, "median_time", lambda run, **kw: run() or 0.01)
+    ran = []
+    rows = []
+    cases = [(CASE, [("streaming", lambda: ran.append("stream"))]),
+             ({"cell": "minimal", "shape": [1, 2, 3, 4], "mode": "train"},
+              [("custom cell", lambda: ran.append("plain")), ("compile=True", lambda: ran.append("compiled"))]),
+             ({"cell": "broken", "shape": [1, 2, 3, 4], "mode": "train"}, [("vs XLA", lambda: None)]),
+             ({"cell": "lstm", "shape": [1, 2, 3, 4], "mode": "train"}, [("vs XLA", lambda: None)])]
+    bench.jax_rows(cases, lambda *row: rows.append(row))
+    assert ran == ["stream"] * 3 + ["plain", "compiled"] * 3
+    assert asked == ["stream"] * 3 + ["train"] * 4  # the broken peer ends the rows
+    assert rows == [("streaming", "gru", [1, 1, 32, 64], "infer", 0.01 / 100, "keras-jax", 0.02 / 100),
+                    ("custom cell", "minimal", [1, 2, 3, 4], "train", 0.01, "keras-jax", 0.02),
+                    ("compile=True", "minimal", [1, 2, 3, 4], "train", 0.01, "keras-jax", 0.02)]
