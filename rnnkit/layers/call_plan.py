@@ -102,10 +102,12 @@ class CallPlan:
             if layer.__dict__.get("_states_zeroed"):
                 return None  # (after a reset: the general route decides the batch size, and clears the flag)
             buffers = layer._buffers
-            states = [buffers.get("state_0"), buffers.get("state_1")][:self.n_states]
-            if any(s is None for s in states) or states[0].shape[0] != batch or (  # type: ignore[union-attr]
-                    self.kernel == "step" and not all(s.is_contiguous() for s in states)):  # type: ignore[union-attr]
+            h = buffers.get("state_0")
+            c = buffers.get("state_1") if self.n_states == 2 else h
+            if h is None or c is None or h.shape[0] != batch or (
+                    self.kernel == "step" and not (h.is_contiguous() and c.is_contiguous())):
                 return None
+            states = [h, c] if self.n_states == 2 else [h]
         elif initial_state is not None:
             states = initial_state
             if (type(states) not in (list, tuple) or len(states) != self.n_states
@@ -299,4 +301,4 @@ def _held(cell: Any) -> tuple:
 
 
 def _weights_key(params: tuple) -> tuple:
-    return tuple((p.data_ptr(), p._version) for p in params if p is not None)
+    return tuple([(p.data_ptr(), p._version) for p in params if p is not None])  # (a list: no generator per call)

@@ -189,6 +189,20 @@ def test_a_changed_weight_or_state_is_read(change):
     assert _planned(a)
 
 
+@pytest.mark.parametrize("which", ["state_0", "state_1"])
+def test_stored_states_the_one_step_entry_cannot_read_go_the_general_route(which):
+    a, b = _twins("lstm")
+    count = _Count(a)
+    assert count.kernel == "step"
+    for layer in (a, b):  # the same values, column-major
+        layer._buffers[which] = layer._buffers[which].t().contiguous().t()
+    assert not a._buffers[which].is_contiguous()
+    x = torch.randn(2, 1, FEATURES)
+    with torch.no_grad():
+        _same(a(x), b.prepare(x).run())
+    assert count.n == 0
+
+
 def test_a_changed_configuration_goes_the_general_route():
     def config(layer):
         layer.return_state = True
