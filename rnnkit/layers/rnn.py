@@ -49,7 +49,7 @@ from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
-from rnnkit.layers.call_plan import keep_plan
+from rnnkit.layers.call_plan import keep_plan, planned_call
 from rnnkit.layers.compiled_loop import run_compiled
 from rnnkit.layers.prepared import PreparedCall, shortcut_call
 from rnnkit.layers.state_buffers import StateBuffers
@@ -98,6 +98,12 @@ class RNN(StateBuffers, Layer):
         method = cell_method(cell)
         self._cell_takes_training = call_accepts(method, "training")
         self._cell_takes_constants = call_accepts(method, "constants")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # a kept plan runs before the module call's machinery where there is nothing for it to do
+        # (rnnkit.layers.call_plan.planned_call); everything else goes the module call's way
+        result = planned_call(self, args, kwargs)
+        return result if result is not None else super().__call__(*args, **kwargs)
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)

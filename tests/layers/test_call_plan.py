@@ -542,3 +542,70 @@ def test_a_layer_keeps_plans_for_a_few_kinds_of_calls():
     for steps in range(6, 6 + PLANS_KEPT):
         _stream(a, b, 2, steps=1, per_call=steps)
     assert len(a.__dict__["_call_plans"]) == PLANS_KEPT
+
+
+@pytest.mark.parametrize("where", ["pre", "forward", "global"])
+def test_hooks_run_around_a_planned_call_and_the_plan_resumes_after_them(where):
+    """A plan runs before the module call's machinery only where that has nothing to do: with a hook (the
+    layer's or a global one) the call goes through it, the plan inside; without, straight to the plan."""
+    a, b = _twins("gru")
+    count = _Count(a)
+    x = torch.randn(2, 1, FEATURES)
+    seen = []
+    if where == "pre":
+        handle = a.register_forward_pre_hook(lambda module, args: seen.append(module) or None)
+    elif where == "forward":
+        handle = a.register_forward_hook(lambda module, args, out: seen.append(module) or out * 2)
+    else:
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda module, args, out: seen.append(module) or out * 2)
+    try:
+        with torch.no_grad():
+            y, want = a(x), b.prepare(x).run()
+    finally:
+        handle.remove()
+    assert seen == [a] and torch.equal(y, want if where == "pre" else want * 2)
+    assert count.n == 1  # the plan ran inside the module call
+    with torch.no_grad():
+        _same(a(x), b.prepare(x).run())
+    assert count.n == 2 and seen == [a]
+
+
+def test_compiled_module_calls_and_activity_regularizers_go_the_module_call(monkeypatch):
+    a, _ = _twins("tanh", activity_regularizer="l2")
+    assert _planned(a)
+    x = torch.randn(2, 1, FEATURES)
+    for _ in range(2):  # (stateful: each call's output differs)
+        with torch.no_grad():
+            y = a(x)
+        assert len(a.losses) == 1 and torch.equal(a.losses[0], 0.01 * (y ** 2).sum())  # this call's
+    calls = []
+
+    def compile(fn, **kwargs):
+        return lambda *args, **kw: calls.append(1) or fn(*args, **kw)
+    monkeypatch.setattr(torch, "compile", compile)
+    c, d = _twins("tanh")
+    c.compile()  # (an attribute set: the plan is made anew after two calls)
+    for _ in range(4):
+        with torch.no_grad():
+            _same(c(x), d.prepare(x).run())
+    assert calls == [1] * 4 and _planned(c)  # the module's compiled call ran every time
+
+
+@pytest.mark.parametrize("states", ["stored", "given"])
+def test_a_planned_call_skips_the_module_call(monkeypatch, states):
+    """``layer(x)`` and ``layer(x, initial_state=...)`` run a kept plan without ``Layer.__call__`` and
+    ``nn.Module.__call__`` (1.2-1.3 us of a one-step call)."""
+    from rnnkit.engine.layer import Layer
+
+    carry = states == "given"
+    a, b = _twins("gru", carry=carry)
+    count = _Count(a)
+    calls = []
+    module_call = Layer.__call__
+    monkeypatch.setattr(Layer, "__call__", lambda self, *args, **kw: calls.append(1) or module_call(self, *args, **kw))
+    _stream(a, b, 2, carry=carry)
+    assert count.n == 4 and calls == []
+    with torch.no_grad():
+        a(torch.randn(2, 3, FEATURES), initial_state=_zeros(a, 2) if carry else None)  # no plan for these facts
+    assert calls == [1]
