@@ -213,6 +213,10 @@ def jax_missing() -> str | None:
 JAX_ROUNDS = 3  # alternations of rnnkit's and Keras-on-jax's timings of one case
 
 
+class PeerStopped(RuntimeError):
+    """The Keras-on-jax subprocess stopped (its last words in the message)."""
+
+
 class JaxPeer:
     """Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``), asked for one case's time at a time, so
     that its timings alternate with rnnkit's (:func:`alternated`). Use as a context manager."""
@@ -226,7 +230,7 @@ class JaxPeer:
 
     def time(self, case: dict, repeats: int = 5, budget_s: float = 1.0) -> float:
         """Median seconds of one run of ``case`` (built and compiled on its first request). Raises
-        RuntimeError with the subprocess's last words where it has stopped."""
+        :class:`PeerStopped` with the subprocess's last words where it has stopped."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
             self.proc.stdin.write(json.dumps({"case": case, "repeats": repeats, "budget_s": budget_s}) + "\n")
@@ -237,7 +241,7 @@ class JaxPeer:
         if not line:
             self.proc.wait(self.timeout_s)
             assert self.proc.stderr is not None
-            raise RuntimeError(f"keras-jax peer stopped: {self.proc.stderr.read()[-2000:]}")
+            raise PeerStopped(f"keras-jax peer stopped: {self.proc.stderr.read()[-2000:]}")
         answer = json.loads(line)
         assert answer["key"] == jax_key(case), (answer["key"], case)
         return answer["seconds"]
@@ -247,7 +251,10 @@ class JaxPeer:
 
     def __exit__(self, *exc) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # (it has stopped already)
         try:
             self.proc.wait(self.timeout_s)
         except subprocess.TimeoutExpired:
@@ -371,7 +378,7 @@ def jax_rows(cases: list[tuple[dict, list]], add: Callable) -> None:
                 mode = "infer" if case["mode"] == "stream" else case["mode"]
                 for (name, _), t in zip(runs, times):
                     add(name, case["cell"], case["shape"], mode, t / calls, "keras-jax", theirs / calls)
-    except RuntimeError as err:  # (the rows so far stay)
+    except PeerStopped as err:  # (the rows so far stay)
         print(err, file=sys.stderr)
 
 

@@ -39,7 +39,7 @@ def test_the_peer_asks_its_subprocess_one_case_at_a_time():
     with bench.JaxPeer(argv=[sys.executable, "-c", STAND_IN]) as peer:
         assert peer.time(CASE, repeats=4) == 1.0
         assert peer.time(dict(CASE, mode="train"), repeats=2) == 0.5
-        with pytest.raises(RuntimeError, match="keras-jax peer stopped: no such cell: broken"):
+        with pytest.raises(bench.PeerStopped, match="keras-jax peer stopped: no such cell: broken"):
             peer.time(dict(CASE, cell="broken"))
     assert peer.proc.returncode == 1
 
@@ -67,7 +67,7 @@ def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monk
         def time(self, case):
             asked.append(case["mode"])
             if case["cell"] == "broken":
-                raise RuntimeError("keras-jax peer stopped: broken")
+                raise bench.PeerStopped("keras-jax peer stopped: broken")
             return 0.02
 
     monkeypatch.setattr(bench, "JaxPeer", Peer)
@@ -85,3 +85,21 @@ def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monk
     assert rows == [("streaming", "gru", [1, 1, 32, 64], "infer", 0.01 / 100, "keras-jax", 0.02 / 100),
                     ("custom cell", "minimal", [1, 2, 3, 4], "train", 0.01, "keras-jax", 0.02),
                     ("compile=True", "minimal", [1, 2, 3, 4], "train", 0.01, "keras-jax", 0.02)]
+
+
+def test_jax_rows_let_rnnkit_errors_through(monkeypatch):
+    class Peer:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def time(self, case):
+            return 0.02
+
+    def broken():
+        raise RuntimeError("rnnkit broke")
+    monkeypatch.setattr(bench, "JaxPeer", Peer)
+    with pytest.raises(RuntimeError, match="rnnkit broke"):  # (only a stopped peer ends the rows quietly)
+        bench.jax_rows([(CASE, [("streaming", broken)])], lambda *row: None)
