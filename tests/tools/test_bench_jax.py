@@ -54,23 +54,29 @@ def test_alternated_calls_the_timers_in_turn_and_takes_each_ones_median():
     assert calls == ["ours", "jax"] * 3
 
 
+class _Peer:
+    """A stand-in for ``bench.JaxPeer`` in process: 0.02 s a case, the modes asked kept; a "broken" cell
+    stops it."""
+
+    def __init__(self):
+        self.asked = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def time(self, case):
+        self.asked.append(case["mode"])
+        if case["cell"] == "broken":
+            raise bench.PeerStopped("keras-jax peer stopped: broken")
+        return 0.02
+
+
 def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monkeypatch):
-    asked = []
-
-    class Peer:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-        def time(self, case):
-            asked.append(case["mode"])
-            if case["cell"] == "broken":
-                raise bench.PeerStopped("keras-jax peer stopped: broken")
-            return 0.02
-
-    monkeypatch.setattr(bench, "JaxPeer", Peer)
+    peer = _Peer()
+    monkeypatch.setattr(bench, "JaxPeer", lambda: peer)
     monkeypatch.setattr(bench, "median_time", lambda run, **kw: run() or 0.01)
     ran = []
     rows = []
@@ -81,25 +87,15 @@ def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monk
              ({"cell": "lstm", "shape": [1, 2, 3, 4], "mode": "train"}, [("vs XLA", lambda: None)])]
     bench.jax_rows(cases, lambda *row: rows.append(row))
     assert ran == ["stream"] * 3 + ["plain", "compiled"] * 3
-    assert asked == ["stream"] * 3 + ["train"] * 4  # the broken peer ends the rows
+    assert peer.asked == ["stream"] * 3 + ["train"] * 4  # the broken peer ends the rows
     assert rows == [("streaming", "gru", [1, 1, 32, 64], "infer", 0.01 / 100, "keras-jax", 0.02 / 100),
                     ("custom cell", "minimal", [1, 2, 3, 4], "train", 0.01, "keras-jax", 0.02),
                     ("compile=True", "minimal", [1, 2, 3, 4], "train", 0.01, "keras-jax", 0.02)]
 
 
 def test_jax_rows_let_rnnkit_errors_through(monkeypatch):
-    class Peer:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-        def time(self, case):
-            return 0.02
-
     def broken():
         raise RuntimeError("rnnkit broke")
-    monkeypatch.setattr(bench, "JaxPeer", Peer)
+    monkeypatch.setattr(bench, "JaxPeer", _Peer)
     with pytest.raises(RuntimeError, match="rnnkit broke"):  # (only a stopped peer ends the rows quietly)
         bench.jax_rows([(CASE, [("streaming", broken)])], lambda *row: None)
