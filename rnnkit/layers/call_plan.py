@@ -8,7 +8,7 @@ same static facts, it keeps what the general route decided (in ``layer.__dict__[
 shape and whether states are given: up to ``PLANS_KEPT``), and the next calls with those facts run the kernel
 directly, with the converted weights kept, on the states (stored, given or
 zeros), storing the new ones where the layer is stateful; where no hook, ``module.compile()`` or activity
-regularizer asks for the module call, before it (:func:`planned_call`, from ``RNN.__call__``):
+regularizer asks for the module call, before it (:func:`call_with_plan`, ``RNN.__call__``):
 
 * rnnkit's native kernel: one step (``x`` of shape ``(batch, 1, features)``, a stateful layer fed a step at a
   time or states carried as ``initial_state``) through its one-step entry ``rnn_step``, called directly (the
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from rnnkit.engine.layer import Layer
 from rnnkit.engine.weights import GENERATION
 from rnnkit.kernels import native
 from rnnkit.kernels.fused import native_chosen, native_layout
@@ -168,24 +169,22 @@ class Declined:
         return None
 
 
-def planned_call(layer: RNN, args: tuple, kwargs: dict) -> Any:
-    """``layer(x)`` or ``layer(x, initial_state=states)`` by a kept plan, before the module call's machinery
-    (rnnkit's ``Layer.__call__``, ``nn.Module.__call__``: 1.2-1.3 us of a 6-8 us one-step call) where it has
-    nothing to do: no forward or backward hooks (the module's or global ones), no ``module.compile()``, no
-    activity regularizer, one plain tensor (not symbolic), the layer built. None: the layer's call runs."""
+def call_with_plan(layer: RNN, *args: Any, **kwargs: Any) -> Any:
+    """``RNN.__call__``: ``layer(x)`` or ``layer(x, initial_state=states)`` by a kept plan, before the module
+    call's machinery (rnnkit's ``Layer.__call__``, ``nn.Module.__call__``: 1.2-1.3 us of a 6-8 us one-step
+    call) where it has nothing to do: no forward or backward hooks (the module's or global ones), no
+    ``module.compile()``, no activity regularizer, one plain tensor (not symbolic), the layer built. Any other
+    call, and any the plan refuses, is the module call."""
     plans = layer.__dict__.get("_call_plans")
-    if not plans or len(args) != 1 or type(args[0]) is not torch.Tensor:
-        return None
-    initial_state = None
-    if kwargs:
-        if len(kwargs) != 1 or "initial_state" not in kwargs:
-            return None
-        initial_state = kwargs["initial_state"]
-    x = args[0]
-    plan = plans.get((x.shape, initial_state is not None))
-    if plan is None or not _nothing_around(layer) or capturing_graph():
-        return None
-    return plan.run(layer, x, None, initial_state)
+    if plans and len(args) == 1 and type(args[0]) is torch.Tensor and (
+            not kwargs or (len(kwargs) == 1 and "initial_state" in kwargs)):
+        x, initial_state = args[0], kwargs.get("initial_state")
+        plan = plans.get((x.shape, initial_state is not None))
+        if plan is not None and _nothing_around(layer) and not capturing_graph():
+            result = plan.run(layer, x, None, initial_state)
+            if result is not None:
+                return result
+    return Layer.__call__(layer, *args, **kwargs)
 
 
 def _nothing_around(layer: RNN) -> bool:

@@ -4,14 +4,12 @@
 
 * ``sequences``: ``(batch, timesteps, features...)``, or
   ``(timesteps, batch, ...)`` with ``time_major=True``.
-* returns ``outputs`` ``(batch, timesteps, output_size)`` with
-  ``return_sequences`` else the last output ``(batch, output_size)``; with
-  ``return_state`` a list ``[output, *final_states]``.
+* returns ``outputs`` ``(batch, timesteps, output_size)`` with ``return_sequences`` else the last output
+  ``(batch, output_size)``; with ``return_state`` a list ``[output, *final_states]``.
 * ``go_backwards``: the sequence is processed from its end and the returned
   sequence is in processing order (reversed), as in Keras.
-* ``mask``: boolean ``(batch, timesteps)``, True = use the step; masked steps
-  carry the states and repeat the previous output (zeros with
-  ``zero_output_for_mask``). When None, a ``_keras_mask`` attribute of the
+* ``mask``: boolean ``(batch, timesteps)``, True = use the step; masked steps carry the states and repeat
+  the previous output (zeros with ``zero_output_for_mask``). When None, a ``_keras_mask`` attribute of the
   input is used; the returned sequence carries the mask on the same way.
 * ``stateful``: the final states become the next call's initial states
   (detached from the graph); ``reset_states(states=None)`` zeroes or sets them.
@@ -49,7 +47,7 @@ from rnnkit.kernels.fused import fused_rnn
 from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
-from rnnkit.layers.call_plan import keep_plan, planned_call
+from rnnkit.layers.call_plan import call_with_plan, keep_plan
 from rnnkit.layers.compiled_loop import run_compiled
 from rnnkit.layers.prepared import PreparedCall, shortcut_call
 from rnnkit.layers.state_buffers import StateBuffers
@@ -99,11 +97,7 @@ class RNN(StateBuffers, Layer):
         self._cell_takes_training = call_accepts(method, "training")
         self._cell_takes_constants = call_accepts(method, "constants")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # a kept plan runs before the module call's machinery where there is nothing for it to do
-        # (rnnkit.layers.call_plan.planned_call); everything else goes the module call's way
-        result = planned_call(self, args, kwargs)
-        return result if result is not None else super().__call__(*args, **kwargs)
+    __call__ = call_with_plan  # a kept plan before the module call's machinery (rnnkit.layers.call_plan)
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)

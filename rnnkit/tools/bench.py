@@ -13,55 +13,21 @@ under ``no_grad``) and ``train`` (forward + backward of the summed output).
 
 from __future__ import annotations
 
-import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import torch
 
 import rnnkit
+from rnnkit.tools.jax_peer import jax_missing, jax_rows
+from rnnkit.tools.timing import median_time, paired_times
 
 SHAPES = [(32, 100, 64, 128), (64, 50, 128, 256), (1, 1000, 32, 64), (128, 20, 32, 64)]
 CELLS = ("lstm", "gru", "simple")
 _RNNKIT = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "simple": rnnkit.SimpleRNN}
 _TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple": torch.nn.RNN}
-
-
-def median_time(fn: Callable[[], Any], repeats: int = 11, warmup: int = 3, budget_s: float = 3.0) -> float:
-    """Median wall time of ``fn()``; fewer repeats when one call is slow."""
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def paired_times(fn_a: Callable[[], Any], fn_b: Callable[[], Any], repeats: int = 15, warmup: int = 3,
-                 budget_s: float = 6.0) -> tuple[float, float]:
-    """Median wall times of ``fn_a()`` and ``fn_b()`` timed in alternation, so that a machine's drift
-    (another process, clock changes) weighs on both sides of a ratio alike."""
-    for _ in range(warmup):
-        fn_a()
-        fn_b()
-    a: list[float] = []
-    b: list[float] = []
-    start = time.perf_counter()
-    while len(a) < repeats and (len(a) < 3 or time.perf_counter() - start < budget_s):
-        for fn, into in ((fn_a, a), (fn_b, b)):
-            t0 = time.perf_counter()
-            fn()
-            into.append(time.perf_counter() - t0)
-    return statistics.median(a), statistics.median(b)
 
 
 def _ms(seconds: float) -> str:
@@ -194,85 +160,6 @@ def keras_torch_runner(cell: str, shape: tuple, mode: str, mask: torch.Tensor | 
     return runner(lambda: layer(x, mask=mask, training=mode == "train"), params, mode)
 
 
-def jax_missing() -> str | None:
-    """Why the Keras-on-jax peer cannot run here (None: it can): jax or keras not installed."""
-    import importlib.util
-
-    missing = []
-    for name in ("jax", "keras"):
-        try:
-            if importlib.util.find_spec(name) is None:
-                missing.append(name)
-        except ValueError:
-            missing.append(name)
-    if not missing:
-        return None
-    return f"{' and '.join(missing)} not installed (pip install jax jaxlib keras)"
-
-
-JAX_ROUNDS = 3  # alternations of rnnkit's and Keras-on-jax's timings of one case
-
-
-class PeerStopped(RuntimeError):
-    """The Keras-on-jax subprocess stopped (its last words in the message)."""
-
-
-class JaxPeer:
-    """Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``), asked for one case's time at a time, so
-    that its timings alternate with rnnkit's (:func:`alternated`). Use as a context manager."""
-
-    def __init__(self, timeout_s: int = 600, argv: list[str] | None = None):
-        env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-        self.timeout_s = timeout_s
-        argv = [sys.executable, "-m", "rnnkit.tools.bench_jax"] if argv is None else argv  # (tests: a stand-in)
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
-
-    def time(self, case: dict, repeats: int = 5, budget_s: float = 1.0) -> float:
-        """Median seconds of one run of ``case`` (built and compiled on its first request). Raises
-        :class:`PeerStopped` with the subprocess's last words where it has stopped."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
-            self.proc.stdin.write(json.dumps({"case": case, "repeats": repeats, "budget_s": budget_s}) + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # (it has stopped: said below)
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait(self.timeout_s)
-            assert self.proc.stderr is not None
-            raise PeerStopped(f"keras-jax peer stopped: {self.proc.stderr.read()[-2000:]}")
-        answer = json.loads(line)
-        assert answer["key"] == jax_key(case), (answer["key"], case)
-        return answer["seconds"]
-
-    def __enter__(self) -> JaxPeer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass  # (it has stopped already)
-        try:
-            self.proc.wait(self.timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def alternated(timers: list[Callable[[], float]], rounds: int = JAX_ROUNDS) -> list[float]:
-    """Each timer (a function that measures something and returns seconds) called in turn, ``rounds`` times
-    over; the median of each one's results. Where one side runs in another process and cannot be timed call
-    by call against the other (:func:`paired_times`), its measurements and ours still alternate every few
-    seconds, so that a machine's slow minute weighs on both sides of a ratio alike."""
-    results: list[list[float]] = [[] for _ in timers]
-    for _ in range(rounds):
-        for timer, into in zip(timers, results):
-            into.append(timer())
-    return [statistics.median(r) for r in results]
-
-
 def matmul_peak_gflops(n: int = 1024) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     s = median_time(lambda: a @ b, repeats=10)
@@ -365,30 +252,8 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
     return rows
 
 
-def jax_rows(cases: list[tuple[dict, list]], add: Callable) -> None:
-    """Each case's rnnkit runs against Keras 3 on jax (:class:`JaxPeer`), their timings alternated
-    (:func:`alternated`): ``add(name, cell, shape, mode, ours, "keras-jax", theirs)`` per run, in seconds per
-    call (a streaming case's ``calls`` one-step calls divided out)."""
-    try:
-        with JaxPeer() as peer:
-            for case, runs in cases:
-                ours = [partial(median_time, run, repeats=5, warmup=1, budget_s=1.0) for _, run in runs]
-                *times, theirs = alternated([*ours, partial(peer.time, case)])
-                calls = case.get("calls", 1)
-                mode = "infer" if case["mode"] == "stream" else case["mode"]
-                for (name, _), t in zip(runs, times):
-                    add(name, case["cell"], case["shape"], mode, t / calls, "keras-jax", theirs / calls)
-    except PeerStopped as err:  # (the rows so far stay)
-        print(err, file=sys.stderr)
-
-
 MASK_SHAPES_EXTRA = [(32, 1000, 32, 64)]  # masked cases also run here (a long right-padded batch)
 VARIANT_SHAPES = [(32, 100, 64, 128), (32, 1000, 32, 64)]  # go_backwards / return_state / Bidirectional, masked
-
-
-def jax_key(case: dict) -> str:
-    """The key ``rnnkit.tools.bench_jax`` prints a case's time under."""
-    return f"{case['cell']}|{tuple(case['shape'])}|{case['mode']}{'|mask' if case.get('mask') else ''}"
 
 
 def masked_cases(cells, shapes, modes, against, use_keras: bool, add: Callable,

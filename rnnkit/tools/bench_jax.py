@@ -2,8 +2,8 @@
 
 Serves one request per stdin line, a JSON object ``{"case": {"cell", "shape", "mode"[, "mask"][, "calls"]},
 "repeats", "budget_s"}``, and answers each on one stdout line, ``{"key": ..., "seconds": ...}`` (keys:
-``rnnkit.tools.bench.jax_key``; seconds: ``rnnkit.tools.bench.median_time`` of one run), until stdin closes.
-The parent alternates these requests with its own timings of the same case (``bench.alternated``), so that
+``rnnkit.tools.jax_peer.jax_key``; seconds: ``rnnkit.tools.timing.median_time`` of one run), until stdin closes.
+The parent alternates these requests with its own timings of the same case (``rnnkit.tools.jax_peer``), so that
 both sides of a ratio are measured within seconds of each other. A case is built on its first request: the
 forward (and, for ``train``, its gradient) ``jax.jit``-compiled and run once before any timing; ``mask``
 passes the benchmark's right-padded mask; mode ``stream`` times ``calls`` one-step calls of a layer whose
@@ -66,7 +66,8 @@ def build(case: dict) -> Callable[[], None]:
 
 
 def main() -> None:
-    from rnnkit.tools.bench import jax_key, median_time
+    from rnnkit.tools.jax_peer import jax_key
+    from rnnkit.tools.timing import median_time
 
     built: dict[str, Callable[[], None]] = {}
     for line in sys.stdin:

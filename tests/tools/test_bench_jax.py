@@ -1,5 +1,6 @@
-"""The Keras-on-jax peer of the benchmarks: ``rnnkit.tools.bench_jax``'s request/answer lines, ``bench.JaxPeer``
-(its subprocess, here a stand-in: jax is no test dependency), ``bench.alternated`` and ``bench.jax_rows``."""
+"""The Keras-on-jax peer of the benchmarks: ``rnnkit.tools.bench_jax``'s request/answer lines, and
+``rnnkit.tools.jax_peer``: ``JaxPeer`` (its subprocess, here a stand-in: jax is no test dependency) and
+``jax_rows``."""
 
 import io
 import json
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from rnnkit.tools import bench, bench_jax
+from rnnkit.tools import bench_jax, jax_peer
 
 CASE = {"cell": "gru", "shape": [1, 1, 32, 64], "mode": "stream", "calls": 100}
 
@@ -20,13 +21,13 @@ def test_the_server_builds_each_case_once_and_answers_each_request(monkeypatch, 
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n\n"))
     bench_jax.main()
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [a["key"] for a in answers] == [bench.jax_key(c) for c in (CASE, other, CASE)]
+    assert [a["key"] for a in answers] == [jax_peer.jax_key(c) for c in (CASE, other, CASE)]
     assert all(a["seconds"] >= 0 for a in answers) and built == [CASE, other]
 
 
 STAND_IN = """
 import json, sys
-from rnnkit.tools.bench import jax_key
+from rnnkit.tools.jax_peer import jax_key
 for line in sys.stdin:
     request = json.loads(line)
     if request["case"]["cell"] == "broken":
@@ -36,26 +37,16 @@ for line in sys.stdin:
 
 
 def test_the_peer_asks_its_subprocess_one_case_at_a_time():
-    with bench.JaxPeer(argv=[sys.executable, "-c", STAND_IN]) as peer:
+    with jax_peer.JaxPeer(argv=[sys.executable, "-c", STAND_IN]) as peer:
         assert peer.time(CASE, repeats=4) == 1.0
         assert peer.time(dict(CASE, mode="train"), repeats=2) == 0.5
-        with pytest.raises(bench.PeerStopped, match="keras-jax peer stopped: no such cell: broken"):
+        with pytest.raises(jax_peer.PeerStopped, match="keras-jax peer stopped: no such cell: broken"):
             peer.time(dict(CASE, cell="broken"))
     assert peer.proc.returncode == 1
 
 
-def test_alternated_calls_the_timers_in_turn_and_takes_each_ones_median():
-    calls = []
-
-    def timer(name, values):
-        values = iter(values)
-        return lambda: calls.append(name) or next(values)
-    assert bench.alternated([timer("ours", [3.0, 1.0, 2.0]), timer("jax", [9.0, 5.0, 4.0])], rounds=3) == [2.0, 5.0]
-    assert calls == ["ours", "jax"] * 3
-
-
 class _Peer:
-    """A stand-in for ``bench.JaxPeer`` in process: 0.02 s a case, the modes asked kept; a "broken" cell
+    """A stand-in for ``jax_peer.JaxPeer`` in process: 0.02 s a case, the modes asked kept; a "broken" cell
     stops it."""
 
     def __init__(self):
@@ -70,14 +61,14 @@ class _Peer:
     def time(self, case):
         self.asked.append(case["mode"])
         if case["cell"] == "broken":
-            raise bench.PeerStopped("keras-jax peer stopped: broken")
+            raise jax_peer.PeerStopped("keras-jax peer stopped: broken")
         return 0.02
 
 
 def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monkeypatch):
     peer = _Peer()
-    monkeypatch.setattr(bench, "JaxPeer", lambda: peer)
-    monkeypatch.setattr(bench, "median_time", lambda run, **kw: run() or 0.01)
+    monkeypatch.setattr(jax_peer, "JaxPeer", lambda: peer)
+    monkeypatch.setattr(jax_peer, "median_time", lambda run, **kw: run() or 0.01)
     ran = []
     rows = []
     cases = [(CASE, [("streaming", lambda: ran.append("stream"))]),
@@ -85,7 +76,7 @@ def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monk
               [("custom cell", lambda: ran.append("plain")), ("compile=True", lambda: ran.append("compiled"))]),
              ({"cell": "broken", "shape": [1, 2, 3, 4], "mode": "train"}, [("vs XLA", lambda: None)]),
              ({"cell": "lstm", "shape": [1, 2, 3, 4], "mode": "train"}, [("vs XLA", lambda: None)])]
-    bench.jax_rows(cases, lambda *row: rows.append(row))
+    jax_peer.jax_rows(cases, lambda *row: rows.append(row))
     assert ran == ["stream"] * 3 + ["plain", "compiled"] * 3
     assert peer.asked == ["stream"] * 3 + ["train"] * 4  # the broken peer ends the rows
     assert rows == [("streaming", "gru", [1, 1, 32, 64], "infer", 0.01 / 100, "keras-jax", 0.02 / 100),
@@ -96,6 +87,6 @@ def test_jax_rows_alternate_each_run_with_the_peer_and_divide_out_the_calls(monk
 def test_jax_rows_let_rnnkit_errors_through(monkeypatch):
     def broken():
         raise RuntimeError("rnnkit broke")
-    monkeypatch.setattr(bench, "JaxPeer", _Peer)
+    monkeypatch.setattr(jax_peer, "JaxPeer", _Peer)
     with pytest.raises(RuntimeError, match="rnnkit broke"):  # (only a stopped peer ends the rows quietly)
-        bench.jax_rows([(CASE, [("streaming", broken)])], lambda *row: None)
+        jax_peer.jax_rows([(CASE, [("streaming", broken)])], lambda *row: None)

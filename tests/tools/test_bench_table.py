@@ -1,8 +1,8 @@
-"""``rnnkit.tools.bench_report`` (the README's speed table, the ratio chart) and ``bench.paired_times``."""
+"""``rnnkit.tools.bench_report``: the README's speed table, the ratio chart."""
 
 import pytest
 
-from rnnkit.tools import bench, bench_report
+from rnnkit.tools import bench_report
 
 
 def _row(case, cell, shape, mode, peer, ratio):
@@ -39,9 +39,3 @@ def test_plot_ratios_skips_rows_without_a_ratio(tmp_path):
     path = tmp_path / "ratios.png"
     bench_report.plot_ratios(ROWS, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_paired_times_alternate_the_two_sides():
-    calls = []
-    a, b = bench.paired_times(lambda: calls.append("a"), lambda: calls.append("b"), repeats=4, warmup=1)
-    assert calls == ["a", "b"] * 5 and a >= 0 and b >= 0
