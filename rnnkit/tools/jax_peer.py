@@ -4,12 +4,16 @@ time at a time so that its timings alternate with rnnkit's."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from rnnkit.tools.timing import alternated, median_time
 
@@ -39,29 +43,43 @@ class PeerStopped(RuntimeError):
 
 class JaxPeer:
     """Keras 3 on jax in a subprocess (``rnnkit.tools.bench_jax``), asked for one case's time at a time, so
-    that its timings alternate with rnnkit's (:func:`alternated`). Use as a context manager."""
+    that its timings alternate with rnnkit's (:func:`alternated`). Use as a context manager. Its output and
+    error streams are read by threads as they come (a full pipe never blocks it); an answer that takes over
+    ``timeout_s`` seconds ends it."""
 
-    def __init__(self, timeout_s: int = 600, argv: list[str] | None = None):
+    def __init__(self, timeout_s: float = 600, argv: list[str] | None = None):
         env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
         self.timeout_s = timeout_s
         argv = [sys.executable, "-m", "rnnkit.tools.bench_jax"] if argv is None else argv  # (tests: a stand-in)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
+        self._answers: queue.Queue[str] = queue.Queue()
+        self._errors: collections.deque[str] = collections.deque(maxlen=50)  # its last lines
+        self._readers = [threading.Thread(target=_read_lines, args=(stream, into), daemon=True)
+                         for stream, into in ((self.proc.stdout, self._answers.put),
+                                              (self.proc.stderr, self._errors.append))]
+        for reader in self._readers:
+            reader.start()
 
     def time(self, case: dict, repeats: int = 5, budget_s: float = 1.0) -> float:
         """Median seconds of one run of ``case`` (built and compiled on its first request). Raises
-        :class:`PeerStopped` with the subprocess's last words where it has stopped."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        :class:`PeerStopped` with the subprocess's last words where it has stopped (or was stopped for taking
+        too long)."""
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps({"case": case, "repeats": repeats, "budget_s": budget_s}) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # (it has stopped: said below)
-        line = self.proc.stdout.readline()
+        try:
+            line = self._answers.get(timeout=self.timeout_s)
+        except queue.Empty:
+            self.proc.kill()
+            line = ""
         if not line:
             self.proc.wait(self.timeout_s)
-            assert self.proc.stderr is not None
-            raise PeerStopped(f"keras-jax peer stopped: {self.proc.stderr.read()[-2000:]}")
+            self._readers[1].join(self.timeout_s)  # (its last error lines)
+            raise PeerStopped(f"keras-jax peer stopped: {''.join(self._errors)[-2000:]}")
         answer = json.loads(line)
         assert answer["key"] == jax_key(case), (answer["key"], case)
         return answer["seconds"]
@@ -79,6 +97,13 @@ class JaxPeer:
             self.proc.wait(self.timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def _read_lines(stream: Any, into: Callable[[str], None]) -> None:
+    """Each line of ``stream`` to ``into``, then "" at its end."""
+    for line in stream:
+        into(line)
+    into("")
 
 
 def jax_key(case: dict) -> str:

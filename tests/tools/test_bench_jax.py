@@ -26,12 +26,15 @@ def test_the_server_builds_each_case_once_and_answers_each_request(monkeypatch, 
 
 
 STAND_IN = """
-import json, sys
+import json, sys, time
 from rnnkit.tools.jax_peer import jax_key
 for line in sys.stdin:
     request = json.loads(line)
+    sys.stderr.write("x" * 100_000 + "\\n")  # (more than a pipe holds: read as it comes)
     if request["case"]["cell"] == "broken":
         sys.exit("no such cell: broken")
+    if request["case"]["cell"] == "slow":
+        time.sleep(60)
     print(json.dumps({"key": jax_key(request["case"]), "seconds": 0.25 * request["repeats"]}), flush=True)
 """
 
@@ -40,9 +43,17 @@ def test_the_peer_asks_its_subprocess_one_case_at_a_time():
     with jax_peer.JaxPeer(argv=[sys.executable, "-c", STAND_IN]) as peer:
         assert peer.time(CASE, repeats=4) == 1.0
         assert peer.time(dict(CASE, mode="train"), repeats=2) == 0.5
-        with pytest.raises(jax_peer.PeerStopped, match="keras-jax peer stopped: no such cell: broken"):
+        with pytest.raises(jax_peer.PeerStopped, match="(?s)keras-jax peer stopped: .*no such cell: broken"):
             peer.time(dict(CASE, cell="broken"))
     assert peer.proc.returncode == 1
+
+
+def test_the_peer_stops_a_subprocess_that_takes_too_long():
+    with jax_peer.JaxPeer(timeout_s=3, argv=[sys.executable, "-c", STAND_IN]) as peer:
+        assert peer.time(CASE) == 1.25
+        with pytest.raises(jax_peer.PeerStopped, match="keras-jax peer stopped: x+"):
+            peer.time(dict(CASE, cell="slow"))
+    assert peer.proc.returncode is not None
 
 
 class _Peer:
