@@ -195,28 +195,26 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
             for mode in modes:
                 run = rnnkit_runner(cell, shape, mode)
                 if "torch" in against:
-                    ours, theirs = paired_times(run, torch_runner(cell, shape, mode))
-                    add("fusable", cell, shape, mode, ours, "torch.nn", theirs)
+                    ours = paired_row(add, "fusable", cell, shape, mode, run, "torch.nn",
+                                      torch_runner(cell, shape, mode))
                 else:
                     ours = median_time(run)
                 ours_cache[(cell, tuple(shape), mode)] = ours
                 jax_cases.append(({"cell": cell, "shape": list(shape), "mode": mode}, [("vs XLA", run)]))
                 if use_keras:
-                    add("unmasked", cell, shape, mode, ours, "keras-torch",
-                        median_time(keras_torch_runner(cell, shape, mode)))
+                    paired_row(add, "unmasked", cell, shape, mode, run, "keras-torch",
+                               keras_torch_runner(cell, shape, mode))
     if extras:
         masked_cases(cells, shapes, modes, against, use_keras, add, jax_cases)
         for shape in shapes:
             for mode in modes:
                 if "torch" in against:
-                    cached = ours_cache.get(("lstm", tuple(shape), mode))
-                    ours = cached if cached is not None else median_time(rnnkit_runner("lstm", shape, mode))
-                    add("vs LSTMCell loop", "lstm", shape, mode, ours, "LSTMCell loop",
-                        median_time(lstmcell_loop_runner(shape, mode)))
+                    paired_row(add, "vs LSTMCell loop", "lstm", shape, mode, rnnkit_runner("lstm", shape, mode),
+                               "LSTMCell loop", lstmcell_loop_runner(shape, mode))
             if use_keras:
                 hs: dict[str, Any] = {"recurrent_activation": "hard_sigmoid"}
-                add("non-fusable", "lstm", shape, "train", median_time(rnnkit_runner("lstm", shape, "train", **hs)),
-                    "keras-torch", median_time(keras_torch_runner("lstm", shape, "train", **hs)))
+                paired_row(add, "non-fusable", "lstm", shape, "train", rnnkit_runner("lstm", shape, "train", **hs),
+                           "keras-torch", keras_torch_runner("lstm", shape, "train", **hs))
         for cell in cells:  # online inference: one step per call at batch 1, per-call times
             run = rnnkit_stream_runner(cell)
             ours, theirs = paired_times(run, torch_stream_runner(cell))
@@ -228,11 +226,10 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
 
         for shape in shapes:
             if use_keras:
-                ours, theirs = (median_time(run) for run in custom_cell_runners(shape))
-                add("custom cell", "minimal", shape, "train", ours, "keras-torch", theirs)
+                run, keras_run = custom_cell_runners(shape)
+                paired_row(add, "custom cell", "minimal", shape, "train", run, "keras-torch", keras_run)
             run_compiled, run_plain, compile_s = compiled_loop_runners(shape)
-            compiled, plain = paired_times(run_compiled, run_plain)
-            add("compile=True", "minimal", shape, "train", compiled, "plain loop", plain)
+            paired_row(add, "compile=True", "minimal", shape, "train", run_compiled, "plain loop", run_plain)
             log(f"compile=True {tuple(shape)}: first call (compilation) {compile_s:.1f} s")
             rows.append({"case": "compile time", "shape": list(shape), "seconds": compile_s})
             jax_cases.append(({"cell": "minimal", "shape": list(shape), "mode": "train"},
@@ -252,6 +249,15 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
     return rows
 
 
+def paired_row(add: Callable, name: str, cell: str, shape: tuple, mode: str, run: Callable[[], Any], peer: str,
+               peer_run: Callable[[], Any]) -> float:
+    """``add``'s row for rnnkit's ``run`` against ``peer``'s ``peer_run``, the two timed in alternation
+    (:func:`rnnkit.tools.timing.paired_times`); rnnkit's seconds."""
+    ours, theirs = paired_times(run, peer_run)
+    add(name, cell, shape, mode, ours, peer, theirs)
+    return ours
+
+
 MASK_SHAPES_EXTRA = [(32, 1000, 32, 64)]  # masked cases also run here (a long right-padded batch)
 VARIANT_SHAPES = [(32, 100, 64, 128), (32, 1000, 32, 64)]  # go_backwards / return_state / Bidirectional, masked
 
@@ -266,14 +272,14 @@ def masked_cases(cells, shapes, modes, against, use_keras: bool, add: Callable,
             mask = right_padded_mask(shape[0], shape[1])
             for mode in modes:
                 run = rnnkit_runner(cell, shape, mode, mask)
-                masked, unmasked = paired_times(run, rnnkit_runner(cell, shape, mode))
-                add("mask cost", cell, shape, mode, masked, "rnnkit unmasked", unmasked)
+                paired_row(add, "mask cost", cell, shape, mode, run, "rnnkit unmasked",
+                           rnnkit_runner(cell, shape, mode))
                 if "torch" in against:
-                    add("masked right-padded", cell, shape, mode, masked, "torch.nn+pack",
-                        median_time(torch_runner(cell, shape, mode, mask)))
+                    paired_row(add, "masked right-padded", cell, shape, mode, run, "torch.nn+pack",
+                               torch_runner(cell, shape, mode, mask))
                 if use_keras and shape in shapes:
-                    add("masked right-padded", cell, shape, mode, masked, "keras-torch",
-                        median_time(keras_torch_runner(cell, shape, mode, mask)))
+                    paired_row(add, "masked right-padded", cell, shape, mode, run, "keras-torch",
+                               keras_torch_runner(cell, shape, mode, mask))
                 jax_cases.append(({"cell": cell, "shape": list(shape), "mode": mode, "mask": True},
                                   [("masked right-padded", run)]))
     if "lstm" not in cells:
@@ -284,6 +290,6 @@ def masked_cases(cells, shapes, modes, against, use_keras: bool, add: Callable,
         mask = right_padded_mask(shape[0], shape[1])
         for name, kw in variants.items():
             for mode in modes:
-                masked, unmasked = paired_times(rnnkit_runner("lstm", shape, mode, mask, **kw),
-                                                rnnkit_runner("lstm", shape, mode, **kw))
-                add(f"mask cost {name}", "lstm", shape, mode, masked, "rnnkit unmasked", unmasked)
+                paired_row(add, f"mask cost {name}", "lstm", shape, mode,
+                           rnnkit_runner("lstm", shape, mode, mask, **kw), "rnnkit unmasked",
+                           rnnkit_runner("lstm", shape, mode, **kw))

@@ -1,13 +1,13 @@
-"""Keras 3 on jax (XLA-compiled) timings, run in a subprocess by ``rnnkit.tools.bench``.
+"""Keras 3 on jax (XLA-compiled) timings, run in a subprocess by ``rnnkit.tools.jax_peer``.
 
 Serves one request per stdin line, a JSON object ``{"case": {"cell", "shape", "mode"[, "mask"][, "calls"]},
-"repeats", "budget_s"}``, and answers each on one stdout line, ``{"key": ..., "seconds": ...}`` (keys:
-``rnnkit.tools.jax_peer.jax_key``; seconds: ``rnnkit.tools.timing.median_time`` of one run), until stdin closes.
-The parent alternates these requests with its own timings of the same case (``rnnkit.tools.jax_peer``), so that
-both sides of a ratio are measured within seconds of each other. A case is built on its first request: the
-forward (and, for ``train``, its gradient) ``jax.jit``-compiled and run once before any timing; ``mask``
-passes the benchmark's right-padded mask; mode ``stream`` times ``calls`` one-step calls of a layer whose
-states are carried from call to call (online inference).
+"timing": {...}}``, and answers each on one stdout line, ``{"key": ..., "seconds": ...}`` (keys:
+``rnnkit.tools.jax_peer.jax_key``; seconds: ``rnnkit.tools.timing.median_time`` of one run, with the request's
+``timing`` as its arguments), until stdin closes. The parent alternates these requests with its own timings of
+the same case, so that both sides of a ratio are measured within seconds of each other. A case is built on its
+first request: the forward (and, for ``train``, its gradient) ``jax.jit``-compiled and run once before any
+timing; ``mask`` passes the benchmark's right-padded mask; mode ``stream`` times ``calls`` one-step calls of a
+layer whose states are carried from call to call (online inference).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def main() -> None:
         key = jax_key(request["case"])
         if key not in built:
             built[key] = build(request["case"])
-        seconds = median_time(built[key], repeats=request["repeats"], budget_s=request["budget_s"])
+        seconds = median_time(built[key], **request["timing"])
         print(json.dumps({"key": key, "seconds": seconds}), flush=True)
 
 

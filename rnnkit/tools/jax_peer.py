@@ -35,6 +35,7 @@ def jax_missing() -> str | None:
 
 
 JAX_ROUNDS = 3  # alternations of rnnkit's and Keras-on-jax's timings of one case
+ROUND: dict[str, Any] = {"repeats": 5, "warmup": 1, "budget_s": 1.0}  # one side's timing in a round (median_time's)
 
 
 class PeerStopped(RuntimeError):
@@ -61,13 +62,14 @@ class JaxPeer:
         for reader in self._readers:
             reader.start()
 
-    def time(self, case: dict, repeats: int = 5, budget_s: float = 1.0) -> float:
-        """Median seconds of one run of ``case`` (built and compiled on its first request). Raises
+    def time(self, case: dict, timing: dict | None = None) -> float:
+        """Median seconds of one run of ``case`` (built and compiled on its first request; ``timing``:
+        :func:`rnnkit.tools.timing.median_time`'s arguments, ``ROUND`` by default). Raises
         :class:`PeerStopped` with the subprocess's last words where it has stopped (or was stopped for taking
         too long)."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps({"case": case, "repeats": repeats, "budget_s": budget_s}) + "\n")
+            self.proc.stdin.write(json.dumps({"case": case, "timing": ROUND if timing is None else timing}) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass  # (it has stopped: said below)
@@ -118,7 +120,7 @@ def jax_rows(cases: list[tuple[dict, list]], add: Callable) -> None:
     try:
         with JaxPeer() as peer:
             for case, runs in cases:
-                ours = [partial(median_time, run, repeats=5, warmup=1, budget_s=1.0) for _, run in runs]
+                ours = [partial(median_time, run, **ROUND) for _, run in runs]  # (the peer times its side alike)
                 *times, theirs = alternated([*ours, partial(peer.time, case)], JAX_ROUNDS)
                 calls = case.get("calls", 1)
                 mode = "infer" if case["mode"] == "stream" else case["mode"]

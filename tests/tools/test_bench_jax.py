@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rnnkit.tools import bench_jax, jax_peer
+from rnnkit.tools import bench_jax, jax_peer, timing
 
 CASE = {"cell": "gru", "shape": [1, 1, 32, 64], "mode": "stream", "calls": 100}
 
@@ -17,12 +17,15 @@ def test_the_server_builds_each_case_once_and_answers_each_request(monkeypatch, 
     built = []
     monkeypatch.setattr(bench_jax, "build", lambda case: built.append(case) or (lambda: None))
     other = dict(CASE, mode="infer", shape=[2, 3, 4, 5])
-    lines = [json.dumps({"case": c, "repeats": 3, "budget_s": 0.1}) for c in (CASE, other, CASE)]
+    timed = []
+    monkeypatch.setattr(timing, "median_time", lambda run, **kwargs: timed.append(kwargs) or 0.5)
+    lines = [json.dumps({"case": c, "timing": {"repeats": 3, "budget_s": 0.1}}) for c in (CASE, other, CASE)]
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n\n"))
     bench_jax.main()
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["key"] for a in answers] == [jax_peer.jax_key(c) for c in (CASE, other, CASE)]
-    assert all(a["seconds"] >= 0 for a in answers) and built == [CASE, other]
+    assert all(a["seconds"] == 0.5 for a in answers) and built == [CASE, other]
+    assert timed == [{"repeats": 3, "budget_s": 0.1}] * 3  # the request's timing, as asked
 
 
 STAND_IN = """
@@ -35,14 +38,15 @@ for line in sys.stdin:
         sys.exit("no such cell: broken")
     if request["case"]["cell"] == "slow":
         time.sleep(60)
-    print(json.dumps({"key": jax_key(request["case"]), "seconds": 0.25 * request["repeats"]}), flush=True)
+    print(json.dumps({"key": jax_key(request["case"]), "seconds": 0.25 * request["timing"]["repeats"]}), flush=True)
 """
 
 
 def test_the_peer_asks_its_subprocess_one_case_at_a_time():
     with jax_peer.JaxPeer(argv=[sys.executable, "-c", STAND_IN]) as peer:
-        assert peer.time(CASE, repeats=4) == 1.0
-        assert peer.time(dict(CASE, mode="train"), repeats=2) == 0.5
+        assert peer.time(CASE, {"repeats": 4}) == 1.0
+        assert peer.time(dict(CASE, mode="train"), {"repeats": 2}) == 0.5
+        assert peer.time(CASE) == 0.25 * jax_peer.ROUND["repeats"]  # (by default a round's timing)
         with pytest.raises(jax_peer.PeerStopped, match="(?s)keras-jax peer stopped: .*no such cell: broken"):
             peer.time(dict(CASE, cell="broken"))
     assert peer.proc.returncode == 1
