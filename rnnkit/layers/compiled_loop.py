@@ -25,6 +25,7 @@ the compile time; see ``benchmarks/`` for what it buys.
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
@@ -58,17 +59,38 @@ SMALL_PRODUCTS_UP_TO = 1 << 16
 SPLIT_STEP_THREADS = 1
 
 
-def compiled_loop(layer: Any, device_type: str, split: bool = False) -> Any:
-    """``torch.compile`` of ``layer.loop``, made on first use per device type and kind of step (``split``: the
-    split step's recurrent part, its kernels on ``SPLIT_STEP_THREADS`` threads) and kept on the layer."""
+def compiled_loop(layer: Any, device_type: str, split: bool = False, variant: tuple = ()) -> Any:
+    """``torch.compile`` of ``layer.loop``, made on first use per device type, kind of step (``split``: the
+    split step's recurrent part, its kernels on ``SPLIT_STEP_THREADS`` threads) and ``variant`` (what else
+    tells its graphs apart: :func:`run_compiled` gives training, grad mode and the chunk's length) and kept on
+    the layer. Each is compiled from its own copy of the code (:func:`own_code`)."""
     loops = layer.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
-    compiled = loops.get((device_type, split))
+    key = (device_type, split, *variant)
+    compiled = loops.get(key)
     if compiled is None:
         options: dict[str, Any] | None = None
         if device_type == "cpu":
             options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if split else {})}
-        compiled = loops[device_type, split] = torch.compile(layer.loop, dynamic=False, options=options)
+        compiled = loops[key] = torch.compile(own_code(layer.loop), dynamic=False, options=options)
     return compiled
+
+
+def own_code(method: Any) -> Any:
+    """``method`` (bound, or a function) on a copy of its function with a code object of its own. Dynamo keeps a code
+    object's compiled graphs together, at most ``torch._dynamo.config.recompile_limit`` (8) of them, and runs
+    the code uncompiled past that (a warning, no error): compiled from the one ``RNN.loop``, four layers
+    called in training and in inference over two chunk lengths had filled them, and every later layer or
+    shape in the process ran uncompiled. With a copy per layer and :func:`compiled_loop` key, the 8 are left to
+    one key's input shapes (batch sizes, dtypes)."""
+    bound = isinstance(method, types.MethodType)
+    func = method.__func__ if bound else method
+    if not isinstance(func, types.FunctionType):
+        return method  # (a callable of another kind: as it is)
+    copy = types.FunctionType(func.__code__.replace(), func.__globals__, func.__name__, func.__defaults__,
+                              func.__closure__)
+    copy.__kwdefaults__ = func.__kwdefaults__
+    copy.__qualname__ = func.__qualname__
+    return types.MethodType(copy, method.__self__) if bound else copy
 
 
 def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask: torch.Tensor | None,
@@ -76,7 +98,12 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     """``layer.loop(hoisted, x, states, mask, training, constants)``'s ``(last, outputs, new_states)`` through
     the compiled loop, ``CHUNK`` steps at a time (``x`` batch-major ``(B, T, ...)``, ``mask`` ``(B, T)``)."""
     split = None if hoisted else split_for(layer, x, states, training, constants)
-    loop = compiled_loop(layer, x.device.type, split is not None)
+    kind = (x.device.type, split is not None)
+
+    def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
+        steps = flatten(args[1])[0].shape[1]
+        return compiled_loop(layer, *kind, (training, torch.is_grad_enabled(), steps))(*args)
+
     weights = None
     inputs: Any = x
     if split is not None:  # the step's input part, all steps at once; the loop runs the rest

@@ -105,6 +105,30 @@ def test_short_sequences_run_in_one_compiled_call(monkeypatch):
     assert len(seen) == 2
 
 
+def test_each_layer_and_kind_of_chunk_compiles_on_its_own_code(monkeypatch):
+    """Dynamo keeps a code object's graphs together up to ``recompile_limit`` and runs the code uncompiled
+    past it: set to 1 here, three layers, each in training and inference over chunks of two lengths (12
+    graphs), compile every one (one compiled code per layer and kind of chunk, not the one ``RNN.loop``)."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: real_compile(fn, backend=backend, dynamic=False))
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    monkeypatch.setattr(compiled_loop, "CHUNK", 4)
+    torch._dynamo.reset()
+    x = torch.randn(5, 6, 2)  # chunks of 4 and 2 steps
+    layers = [_pair(return_sequences=True) for _ in range(3)]
+    for training in (True, False):
+        for plain, compiled in layers:
+            torch.testing.assert_close(compiled(x, training=training), plain(x, training=training))
+    assert len(graphs) == 12
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("split", [True, False])
 def test_compiled_chunks_for_real_equal_the_plain_loop(monkeypatch, split):
     """torch.compile itself (inductor, C++ wrapper) over chunks of 2 steps: 3 steps compile twice; the split
@@ -117,7 +141,7 @@ def test_compiled_chunks_for_real_equal_the_plain_loop(monkeypatch, split):
     mask = torch.tensor([[True, True, True], [True, False, False], [False, True, True], [False, False, True]])
     xs = [x.clone().requires_grad_() for _ in range(2)]
     outs = [plain(xs[0], mask=mask), compiled(xs[1], mask=mask)]
-    assert list(compiled._compiled_loops) == [("cpu", split)]
+    assert list(compiled._compiled_loops) == [("cpu", split, True, True, 2), ("cpu", split, True, True, 1)]
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
     for o in outs:
         (o * o).sum().backward()
