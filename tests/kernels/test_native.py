@@ -145,16 +145,27 @@ def test_stateful_streaming_one_step_per_call_equals_one_call(name):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_projection_op_gradcheck_and_second_order(bias):
+def test_projection_op_equals_linear(bias):
     gen = torch.Generator().manual_seed(4)
-    x = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(6, 5, generator=gen, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(6, generator=gen, dtype=torch.float64, requires_grad=True) if bias else None
-    args = [x, w] + ([b] if bias else [])
-    torch.testing.assert_close(native._Projection.apply(x, w, b), torch.nn.functional.linear(x, w, b))
-    assert torch.autograd.gradcheck(lambda *a: native._Projection.apply(a[0], a[1], a[2] if bias else None), args)
-    assert torch.autograd.gradgradcheck(lambda *a: native._Projection.apply(a[0], a[1], a[2] if bias else None),
-                                        args)
+    x = torch.randn(3, 4, 5, generator=gen, dtype=torch.float64)
+    w = torch.randn(6, 5, generator=gen, dtype=torch.float64)
+    b = torch.randn(6, generator=gen, dtype=torch.float64) if bias else None
+    torch.testing.assert_close(native._ops()[3](x, native._transposed(w), b), torch.nn.functional.linear(x, w, b))
+
+
+@pytest.mark.parametrize("mode", ["rnn_tanh", "gru_keras"])
+def test_native_gradcheck_and_gradgradcheck_with_bias(mode):
+    """The one autograd node (projection and loop): gradients of the input, both weights, both biases and the
+    states, first order (the native backward, then the projection's products) and second order."""
+    x, weights, hx, _ = _case(mode, batch=2, steps=3, features=2, units=2)
+    mask = torch.tensor([[True, False, True], [True, True, False]])
+
+    def run(x, *rest):
+        return tuple(native.native_call(x, mask, list(rest[4:]), list(rest[:4]), mode, True, False, False))
+
+    args = [t.requires_grad_() for t in [x, *weights, *hx]]
+    assert torch.autograd.gradcheck(run, args)
+    assert torch.autograd.gradgradcheck(run, args)
 
 
 @pytest.mark.parametrize("mode", list(GATES))

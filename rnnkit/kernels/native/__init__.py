@@ -152,71 +152,62 @@ def use_blas(batch: int, units: int, mode: str) -> bool:
     return batch * units * units * _GATES[mode] > BLAS_ABOVE
 
 
-class _Projection(torch.autograd.Function):
-    """``x W_ih^T + b_ih`` ``(B, T, G*U)`` through the ``project`` op: the arithmetic of the ``infer`` op, so
-    that training and inference give the same outputs to the bit. Its backward is torch ops (differentiable
-    again, for ``create_graph=True``)."""
-
-    @staticmethod
-    def forward(ctx, x, w_ih, b_ih):  # type: ignore[override]
-        ctx.save_for_backward(x, w_ih)
-        ctx.has_bias = b_ih is not None
-        return _ops()[3](x, _transposed(w_ih), b_ih)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        x, w_ih = ctx.saved_tensors
-        need_x, need_w, need_b = ctx.needs_input_grad
-        d_x = grad @ w_ih if need_x else None
-        d_w = grad.reshape(-1, grad.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) if need_w else None
-        d_b = grad.sum((0, 1)) if ctx.has_bias and need_b else None
-        return d_x, d_w, d_b
-
-
 class _NativeRNN(torch.autograd.Function):
-    """One direction through ``rnnkit_native.forward``; its backward is ``rnnkit_native.backward``."""
+    """One direction, input projection and loop, as one autograd node: the ``project`` op (the arithmetic of the
+    ``infer`` op, so that training and inference give the same outputs to the bit), then
+    ``rnnkit_native.forward``; its backward is ``rnnkit_native.backward``, then the projection's three products
+    (``dx = dxp W_ih``, ``dW_ih = dxp^T x``, ``db_ih = sum dxp``). One node rather than one per stage: a small
+    call's training time is mostly autograd's per-node cost."""
 
     @staticmethod
-    def forward(ctx, xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas):  # type: ignore[override]
-        save = any(ctx.needs_input_grad[:5])
-        out, h_t, c_t, hs, cs, act = _ops()[0](
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, go_backwards, zero_output,  # type: ignore[override]
+                blas):
+        ops = _ops()
+        xp = ops[3](x, _transposed(w_ih), b_ih)
+        save = any(ctx.needs_input_grad[:7])
+        out, h_t, c_t, hs, cs, act = ops[0](
             xp, _transposed(w_hh), b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas, save)
         if save:  # the native backward's tensors, and the inputs for a differentiable recomputation
-            ctx.save_for_backward(hs, cs, act, w_hh, xp, b_hh, h0, c0)
+            ctx.save_for_backward(hs, cs, act, x, w_ih, w_hh, b_ih, b_hh, h0, c0)
         ctx.mask, ctx.args = mask, (MODES[mode], go_backwards, zero_output, blas, b_hh is not None)
         ctx.mode, ctx.lstm = mode, mode == "lstm"
         return (out, h_t, c_t) if ctx.lstm else (out, h_t)
 
     @staticmethod
     def backward(ctx, grad_out, grad_h, grad_c=None):  # type: ignore[override]
-        hs, cs, act, w_hh, xp, b_hh, h0, c0 = ctx.saved_tensors
+        hs, cs, act, x, w_ih, w_hh, b_ih, b_hh, h0, c0 = ctx.saved_tensors
         if torch.is_grad_enabled():
-            return _differentiable_backward(ctx, [grad_out, grad_h, grad_c], xp, w_hh, b_hh, h0, c0)
+            return _differentiable_backward(ctx, [grad_out, grad_h, grad_c], x, w_ih, w_hh, b_ih, b_hh, h0, c0)
         grad_out = grad_out if grad_out is not None else hs.new_zeros(hs.shape[1], hs.shape[0] - 1, hs.shape[2])
         grad_out = grad_out.contiguous()
         grad_h = grad_h if grad_h is not None else hs.new_zeros(hs.shape[1:])
         d_xp, d_whh, d_bhh, d_h0, d_c0 = _ops()[1](
             grad_out, grad_h, grad_c, hs, cs, act, w_hh.contiguous(), ctx.mask, *ctx.args)
-        has_bias = ctx.args[-1]
-        return (d_xp, d_whh, d_bhh if has_bias else None, d_h0, d_c0 if ctx.lstm else None,
+        need_x, need_wih, _, need_bih = ctx.needs_input_grad[:4]
+        d_x = d_xp @ w_ih if need_x else None
+        d_wih = d_xp.reshape(-1, d_xp.shape[-1]).t() @ x.reshape(-1, x.shape[-1]) if need_wih else None
+        d_bih = d_xp.sum((0, 1)) if b_ih is not None and need_bih else None
+        return (d_x, d_wih, d_whh, d_bih, d_bhh if b_hh is not None else None, d_h0, d_c0 if ctx.lstm else None,
                 None, None, None, None, None)
 
 
-def _differentiable_backward(ctx, grads: list, xp, w_hh, b_hh, h0, c0) -> tuple:
-    """The backward with ``create_graph=True`` (higher-order gradients): the same gradients from the
-    step-by-step torch twin (:func:`rnnkit.kernels.ops.projected_steps`) recomputed on the saved inputs,
-    so that they are differentiable in turn."""
+def _differentiable_backward(ctx, grads: list, x, w_ih, w_hh, b_ih, b_hh, h0, c0) -> tuple:
+    """The backward with ``create_graph=True`` (higher-order gradients): the same gradients from torch's
+    projection and the step-by-step torch twin (:func:`rnnkit.kernels.ops.projected_steps`) recomputed on the
+    saved inputs, so that they are differentiable in turn."""
     from rnnkit.kernels.ops import projected_steps
 
-    hx = [h0, c0] if ctx.lstm else [h0]
-    mask = ctx.mask if ctx.mask is not None else torch.ones(xp.shape[:2], dtype=torch.bool, device=xp.device)
-    outs = projected_steps(xp, mask, hx, w_hh, b_hh, ctx.mode, ctx.args[1], ctx.args[2])
-    inputs = [xp, w_hh, b_hh, h0, c0]
+    inputs = [x, w_ih, w_hh, b_ih, b_hh, h0, c0]
+    with torch.enable_grad():
+        xp = torch.nn.functional.linear(x, w_ih, b_ih)
+        hx = [h0, c0] if ctx.lstm else [h0]
+        mask = ctx.mask if ctx.mask is not None else torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        outs = projected_steps(xp, mask, hx, w_hh, b_hh, ctx.mode, ctx.args[1], ctx.args[2])
     wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
     used = [(o, g) for o, g in zip(outs, grads) if g is not None]
     found = torch.autograd.grad([o for o, _ in used], [inputs[i] for i in wanted], [g for _, g in used],
                                 create_graph=True, allow_unused=True)
-    result: list = [None] * 10
+    result: list = [None] * 12
     for i, g in zip(wanted, found):
         result[i] = g if g is not None else torch.zeros_like(inputs[i])
     return tuple(result)
@@ -244,8 +235,7 @@ def native_call(x: torch.Tensor, mask: torch.Tensor | None, hx: list[torch.Tenso
         # nothing to differentiate: one op (projection and loop), without autograd's bookkeeping
         w_ih_t, b_ih, whh_t, b_hh = inference_weights(weights, use_bias)
         return _ops()[2](x, w_ih_t, b_ih, whh_t, b_hh, h0, c0, mask, MODES[mode], go_backwards, zero_output, blas)
-    xp = _Projection.apply(x, w_ih, b_ih)
-    return list(_NativeRNN.apply(xp, w_hh, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas))
+    return list(_NativeRNN.apply(x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, go_backwards, zero_output, blas))
 
 
 def _transposed(w: torch.Tensor) -> torch.Tensor:
