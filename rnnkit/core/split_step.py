@@ -8,9 +8,13 @@ would do. :func:`split_step` traces the step once (``make_fx`` on fake
 tensors: shapes and dtypes, no data) into a graph of aten ops and cuts it:
 
 * the **input part**: every op that reads ``x_t`` (and weights, constants)
-  but no state. :meth:`SplitStep.project` runs it once over every step
-  (``torch.vmap`` over the time axis: the batch rules turn ``T`` products
-  into one), before the loop;
+  but no state. :meth:`SplitStep.project` runs it once over every step,
+  before the loop: where each of its rows reads only that row of ``x_t``
+  (:func:`_row_wise`: products ``x_part @ weight``, elementwise ops with
+  weights broadcast over the rows, slices along the features), on all
+  steps' rows at once (``(B*T, ...)``); else through ``torch.vmap`` over the
+  time axis (its batch rules turn ``T`` products into one, at the cost of
+  copies to and from time-major order);
 * the **recurrent part**: every other op, run at each step on the input
   part's values of that step (its *frontier*: the input-part values the
   recurrent part reads) and the states (:meth:`SplitStep.step_function`).
@@ -41,6 +45,7 @@ step runs whole, where that cannot be had or where a split would not pay:
 from __future__ import annotations
 
 import enum
+import operator
 import types
 from collections.abc import Callable
 from typing import Any
@@ -61,11 +66,12 @@ class SplitStep:
     """A cell's step cut in two (see the module docstring). Made by :func:`split_step`."""
 
     def __init__(self, names: list[str], inputs_part: fx.GraphModule, recurrent_part: fx.GraphModule,
-                 states_structure: Any) -> None:
+                 states_structure: Any, row_wise: bool = False) -> None:
         self.names = names  # the cell's parameters and buffers, in the order both parts take them
         self.inputs_part = inputs_part
         self.recurrent_part = recurrent_part
         self.states_structure = states_structure
+        self.row_wise = row_wise  # (see _row_wise: project runs the input part on all steps' rows at once)
 
     def weights(self, cell: torch.nn.Module) -> list[torch.Tensor]:
         """The cell's current parameters and buffers, in the parts' order."""
@@ -74,6 +80,11 @@ class SplitStep:
 
     def project(self, weights: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
         """The input part over all steps of ``x`` ``(B, T, ...)``: its frontier values, each ``(B, T, ...)``."""
+        if self.row_wise:  # the B*T rows of every step as one batch (one product each, no copies)
+            batch, steps = x.shape[:2]
+            values = self.inputs_part(*weights, x.reshape(batch * steps, *x.shape[2:]))
+            return [v.view(batch, steps, *v.shape[1:]) for v in values]
+
         def one_step(x_t: torch.Tensor) -> list[torch.Tensor]:
             return list(self.inputs_part(*weights, x_t))
 
@@ -194,7 +205,8 @@ def split_step(cell: Any, step: Callable, x_t: torch.Tensor, states: list,
     inputs_graph, recurrent_graph = parts
     if small_products_up_to:
         _small_products(recurrent_graph, small_products_up_to)
-    return SplitStep(names, fx.GraphModule(graph, inputs_graph), fx.GraphModule(graph, recurrent_graph), structure)
+    return SplitStep(names, fx.GraphModule(graph, inputs_graph), fx.GraphModule(graph, recurrent_graph), structure,
+                     _row_wise(inputs_graph, x_t.shape[0]))
 
 
 def _cut(graph: fx.Graph, n_weights: int, n_states: int) -> tuple[fx.Graph, fx.Graph] | None:
@@ -253,6 +265,58 @@ def _cut(graph: fx.Graph, n_weights: int, n_states: int) -> tuple[fx.Graph, fx.G
         env[node] = recurrent_graph.node_copy(node, env.__getitem__)  # (the output node too)
     recurrent_graph.eliminate_dead_code()
     return inputs_graph, recurrent_graph
+
+
+# Views that keep the rows (dim 0) whole when taken along another dim: (op, the index of its dim argument, the
+# dim when not given)
+_ROW_VIEWS = {aten.slice.Tensor: (1, 0), aten.select.int: (1, None), aten.narrow.default: (1, None),
+              aten.split.Tensor: (2, 0), aten.split_with_sizes.default: (2, 0), aten.unsqueeze.default: (1, None)}
+
+
+def _row_wise(graph: fx.Graph, batch: int) -> bool:
+    """Whether the input part ``graph`` (its last input ``x_t``, ``(batch, ...)``) computes each row of every
+    value it makes from ``x_t`` from that row of ``x_t`` alone, the rows first throughout: then the rows of all
+    steps can run as one batch. Only ops known to be so qualify: ``mm`` / ``addmm`` with the ``x_t`` value on
+    the left (and the weight, bias not made from it), elementwise ops whose other tensors are broadcast over the
+    rows (fewer dims, or a first dim of 1), and views along a dim other than the rows (slices, ``split``,
+    ``select``, ``narrow``, ``unsqueeze``); any other op (a reshape with the batch size in it, a reduction, a
+    transpose...) leaves it to ``vmap``."""
+    x = [n for n in graph.nodes if n.op == "placeholder"][-1]
+    made: set[fx.Node] = {x}
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output") or not any(i in made for i in node.all_input_nodes):
+            continue
+        made.add(node)
+        target, args = node.target, node.args
+        value = node.meta.get("val")
+        if target is operator.getitem:  # (a piece of a split)
+            continue
+        pieces = value if isinstance(value, (list, tuple)) else [value]  # (a split's value: its pieces)
+        if node.kwargs or not all(isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] == batch
+                                  for v in pieces):
+            return False
+        if target in (aten.mm.default, aten.addmm.default):
+            left, right = args[-2:]
+            if left not in made or right in made or (target is aten.addmm.default and args[0] in made):
+                return False
+        elif target in _ROW_VIEWS:
+            where, default = _ROW_VIEWS[target]
+            dim = args[where] if len(args) > where else default
+            source = args[0].meta.get("val") if isinstance(args[0], fx.Node) else None
+            if args[0] not in made or dim is None or source is None:
+                return False
+            if dim % (pieces[0].dim() if target is aten.unsqueeze.default else source.dim()) == 0:
+                return False
+        elif isinstance(target, torch._ops.OpOverload) and torch.Tag.pointwise in target.tags:
+            for arg in args:
+                other = arg.meta.get("val") if isinstance(arg, fx.Node) and arg not in made else None
+                if isinstance(other, torch.Tensor) and other.dim() >= value.dim() and other.shape[0] != 1:
+                    return False  # (a tensor with rows of its own)
+                if isinstance(arg, (list, tuple)):
+                    return False
+        else:
+            return False
+    return True
 
 
 def _placeholder(graph: fx.Graph, name: str, like: fx.Node) -> fx.Node:

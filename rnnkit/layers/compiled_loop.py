@@ -10,12 +10,12 @@ the previous output (Keras), so the masked steps that open a chunk, before its
 first valid step, take the previous chunk's last output (zeros with
 ``zero_output_for_mask``, as in one loop).
 
-At small batches a custom cell's step is split first (:mod:`rnnkit.core.split_step`): the ops that read
-only the step's input (its input projection) run once over all steps, before the chunks, as one large
-product; the compiled loop runs the rest, its small matrix products written as products and sums that
-inductor compiles into the step's own loop (no library call per step), on one thread (``SPLIT_STEP_THREADS``:
-at these sizes a parallel region per step costs more than the work). Where the step cannot be split, the loop
-runs it whole.
+Up to batch ``SPLIT_BATCH_UP_TO`` a custom cell's step is split first (:mod:`rnnkit.core.split_step`): the
+ops that read only the step's input (its input projection) run once over all steps, before the chunks, as one
+large product; the compiled loop runs the rest, its small matrix products written as products and sums that
+inductor compiles into the step's own loop (no library call per step), at small batches on one thread
+(``SPLIT_STEP_THREADS``: at these sizes a parallel region per step costs more than the work). Where the step
+cannot be split, the loop runs it whole.
 
 On the CPU the compiled code's wrapper is C++ as well (inductor's
 ``cpp_wrapper``): each step's kernel and matrix-product calls then cost no
@@ -36,12 +36,13 @@ from rnnkit.core.tree import flatten, pack_as
 from rnnkit.kernels.spec import capturing_graph
 
 CHUNK = 32  # steps per compiled graph
-# The split step measured faster up to small batches only (2 cores, training, ``h = tanh(x W + h R)``, 32
-# features, 64 units): 1.9x at (batch 1, 1,000 steps), 1.8x at (8, 200) with its small products fused (below);
-# without them, at batch 32 it was as fast as the whole step, at batch 128 up to 15% slower (there the per-step
-# products are large enough already, and the input part's values cost a copy to time-major order and another
-# in the backward).
-SPLIT_BATCH_UP_TO = 16
+# The split step, training, 2 cores, ``h = tanh(x W + h R)``, against the whole step: 1.9x as fast at (batch 1,
+# 1,000 steps, 32 features, 64 units) and 1.8x at (8, 200, 32, 64) with its small products fused (below); with
+# its input part run on all steps' rows at once (``SplitStep.row_wise``) and its kernels on torch's threads above
+# ``SPLIT_ONE_THREAD_UP_TO``, 0.93x the time at (32, 100, 64, 128), 0.96x at (128, 20, 32, 64) and as fast at
+# (64, 50, 128, 256) (alternating in one process). (Through ``vmap``, whose copies to and from time-major order
+# cost 0.2 ms at (32, 100, 64, 128), it had been as fast at batch 32 and up to 15% slower at 128.)
+SPLIT_BATCH_UP_TO = 128
 SPLITS_KEPT = 8  # traces kept per layer
 # Matrix products of the split step's recurrent part with at most this many multiply-adds are compiled as
 # inductor's own loops (``rnnkit.core.split_step._small_products``), not one library call per step: with
@@ -57,20 +58,23 @@ SMALL_PRODUCTS_UP_TO = 1 << 16
 # steps, 32 features, 64 units: 6.1-7.0 vs 6.7-7.3 ms; (8, 200, 32, 64): 2.54-2.58 vs 2.54-2.67 ms; (16, 100, 64,
 # 128): 3.8-4.0 ms both); while the shared machine was busy, 5.1-5.7 vs 6.2-8.5 ms and 2.9-3.1 vs 3.6-4.1 ms.
 SPLIT_STEP_THREADS = 1
+# ... up to this batch; above it, inductor's kernels keep torch's threads too (at batch 32, 128 units, the
+# pointwise part of a step has enough work for both: one thread measured 5-10% slower).
+SPLIT_ONE_THREAD_UP_TO = 16
 
 
 def compiled_loop(layer: Any, device_type: str, split: bool = False, variant: tuple = ()) -> Any:
     """``torch.compile`` of ``layer.loop``, made on first use per device type, kind of step (``split``: the
-    split step's recurrent part, its kernels on ``SPLIT_STEP_THREADS`` threads) and ``variant`` (what else
-    tells its graphs apart: :func:`run_compiled` gives training, grad mode and the chunk's length) and kept on
-    the layer. Each is compiled from its own copy of the code (:func:`own_code`)."""
+    split step's recurrent part) and ``variant`` (what else tells its graphs apart: :func:`run_compiled` gives
+    whether its kernels run on ``SPLIT_STEP_THREADS`` threads, training, grad mode and the chunk's length) and
+    kept on the layer. Each is compiled from its own copy of the code (:func:`own_code`)."""
     loops = layer.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
     key = (device_type, split, *variant)
     compiled = loops.get(key)
     if compiled is None:
         options: dict[str, Any] | None = None
         if device_type == "cpu":
-            options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if split else {})}
+            options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if variant[:1] == (True,) else {})}
         compiled = loops[key] = torch.compile(own_code(layer.loop), dynamic=False, options=options)
     return compiled
 
@@ -98,11 +102,12 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     """``layer.loop(hoisted, x, states, mask, training, constants)``'s ``(last, outputs, new_states)`` through
     the compiled loop, ``CHUNK`` steps at a time (``x`` batch-major ``(B, T, ...)``, ``mask`` ``(B, T)``)."""
     split = None if hoisted else split_for(layer, x, states, training, constants)
-    kind = (x.device.type, split is not None)
+    one_thread = split is not None and x.shape[0] <= SPLIT_ONE_THREAD_UP_TO
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
         steps = flatten(args[1])[0].shape[1]
-        return compiled_loop(layer, *kind, (training, torch.is_grad_enabled(), steps))(*args)
+        variant = (one_thread, training, torch.is_grad_enabled(), steps)
+        return compiled_loop(layer, x.device.type, split is not None, variant)(*args)
 
     weights = None
     inputs: Any = x

@@ -65,6 +65,24 @@ class LinearCell(rnnkit.Layer):
         return h, [h]
 
 
+class BatchMeanCell(rnnkit.Layer):
+    """An input part that mixes the rows of a step (its batch mean): its steps' rows cannot run as one batch."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((input_shape[-1], self.units), "glorot_uniform", "kernel")
+        self.recurrent_kernel = self.add_weight((self.units, self.units), "orthogonal", "recurrent_kernel")
+
+    def call(self, inputs, states):
+        centered = inputs - inputs.mean(0, keepdim=True)
+        h = torch.tanh(centered @ self.kernel + states[0] @ self.recurrent_kernel)
+        return h, [h]
+
+
 def _layer(cell, features=3, batch=4):
     torch.manual_seed(0)
     layer = rnnkit.RNN(cell, return_sequences=True)
@@ -110,15 +128,24 @@ def test_small_products_become_a_product_and_a_sum():
         assert product in _ops(_split(layer, x, 100)[0].inputs_part)  # (the input part keeps its one product)
 
 
-@pytest.mark.parametrize("cell", [MinimalTanhCell, GatedCell, LinearCell])
+@pytest.mark.parametrize("cell", [MinimalTanhCell, GatedCell, LinearCell, BatchMeanCell])
 @pytest.mark.parametrize("mask_kind", ["none", "holes", "fully_masked_row"])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("small_products", [0, 1 << 16])
-def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_backwards, small_products):
+@pytest.mark.parametrize("row_wise", [True, False])
+def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_backwards, small_products,
+                                                           row_wise):
+    """Both ways of running the input part: all steps' rows as one batch (where each row reads only its own
+    row; the batch-mean cell's does not) and ``vmap`` over the steps."""
     layer = _layer(cell(5))
     x = torch.randn(4, 7, 3, dtype=torch.float64, requires_grad=True)
     split, states = _split(layer, x, small_products)
     assert split is not None
+    assert split.row_wise == (cell is not BatchMeanCell)
+    if not row_wise:
+        split.row_wise = False
+    elif cell is BatchMeanCell:
+        pytest.skip("its rows are not independent (test_rows_that_mix_run_through_vmap)")
     mask = _mask(mask_kind)
     weights = split.weights(layer.cell)
     params = list(layer.parameters())
@@ -133,6 +160,51 @@ def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_b
         results.append([last, outputs, *new_states, *grads])
     for whole, parts in zip(*results):
         torch.testing.assert_close(parts, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_rows_that_mix_run_through_vmap():
+    """The batch-mean cell's steps' rows run as one batch would give other numbers (the mean of all steps'
+    rows): what ``_row_wise`` guards against."""
+    layer = _layer(BatchMeanCell(5))
+    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    split, states = _split(layer, x)
+    weights = split.weights(layer.cell)
+    assert not split.row_wise
+    by_step = split.project(weights, x)[0]
+    torch.testing.assert_close(by_step[:, 2], (x[:, 2] - x[:, 2].mean(0)) @ layer.cell.kernel)
+    split.row_wise = True
+    assert not torch.allclose(split.project(weights, x)[0], by_step)
+
+
+_INPUT_PARTS = {  # name: (the op on the step's input, whether its rows stay apart)
+    "feature slice": (lambda x: x[:, 1:], True),
+    "unsqueeze, index the new dim": (lambda x: x.unsqueeze(-1)[..., 0], True),
+    "broadcast weights": (lambda x: x * torch.ones(x.shape[-1], dtype=x.dtype), True),
+    "unsqueeze, squeeze": (lambda x: x.unsqueeze(1).squeeze(1), False),
+    "transpose twice": (lambda x: x.t().t(), False),
+    "reshape with the batch": (lambda x: x.reshape(x.shape[0], -1), False),
+    "batch sum": (lambda x: x * x.sum(0), False),
+    "flip the rows": (lambda x: x.flip(0), False),
+    "cumsum": (lambda x: x.cumsum(1), False),
+}
+
+
+@pytest.mark.parametrize("name", list(_INPUT_PARTS))
+def test_which_input_parts_run_all_rows_at_once(name):
+    """Views along the features and elementwise ops with broadcast weights keep rows apart; any view through
+    the rows (even one that undoes itself), reduction, flip or other op is left to vmap."""
+    op, row_wise = _INPUT_PARTS[name]
+
+    class Cell(MinimalTanhCell):
+        def call(self, inputs, states):
+            part = op(inputs)
+            h = torch.tanh(part @ self.kernel[:part.shape[-1]] + states[0] @ self.recurrent_kernel)
+            return h, [h]
+
+    layer = _layer(Cell(5))
+    x = torch.randn(4, 7, 3, dtype=torch.float64)
+    split, _ = _split(layer, x)
+    assert split is not None and split.row_wise == row_wise
 
 
 @pytest.mark.parametrize("small_products", [0, 1 << 16])

@@ -99,10 +99,15 @@ def test_short_sequences_run_in_one_compiled_call(monkeypatch):
     assert len(seen) == 1 and seen[0]["dynamic"] is False
     # on the CPU the wrapper is C++ too; the split step (batch 4) runs inductor's kernels on one thread
     assert seen[0]["options"] == {"cpp_wrapper": True, "cpp.threads": compiled_loop.SPLIT_STEP_THREADS}
-    layer(torch.randn(compiled_loop.SPLIT_BATCH_UP_TO + 1, compiled_loop.CHUNK, 2))  # the whole step
+    # above SPLIT_ONE_THREAD_UP_TO the split step's kernels keep torch's threads
+    layer(torch.randn(compiled_loop.SPLIT_ONE_THREAD_UP_TO + 1, compiled_loop.CHUNK, 2))
     assert len(seen) == 2 and seen[1]["options"] == {"cpp_wrapper": True}
+    assert list(layer._compiled_loops)[1][:3] == ("cpu", True, False)
+    layer(torch.randn(compiled_loop.SPLIT_BATCH_UP_TO + 1, compiled_loop.CHUNK, 2))  # the whole step
+    assert len(seen) == 3 and seen[2]["options"] == {"cpp_wrapper": True}
+    assert list(layer._compiled_loops)[2][:3] == ("cpu", False, False)
     layer(torch.randn(4, compiled_loop.CHUNK, 2))  # each kind of step keeps its compiled loop
-    assert len(seen) == 2
+    assert len(seen) == 3
 
 
 def test_each_layer_and_kind_of_chunk_compiles_on_its_own_code(monkeypatch):
@@ -129,19 +134,22 @@ def test_each_layer_and_kind_of_chunk_compiles_on_its_own_code(monkeypatch):
     torch._dynamo.reset()
 
 
-@pytest.mark.parametrize("split", [True, False])
-def test_compiled_chunks_for_real_equal_the_plain_loop(monkeypatch, split):
+@pytest.mark.parametrize("split,one_thread", [(True, True), (True, False), (False, False)])
+def test_compiled_chunks_for_real_equal_the_plain_loop(monkeypatch, split, one_thread):
     """torch.compile itself (inductor, C++ wrapper) over chunks of 2 steps: 3 steps compile twice; the split
-    step's kernels on one thread, the whole step's on torch's threads."""
+    step's kernels on one thread (at small batches) or on torch's threads, the whole step's on torch's."""
     monkeypatch.setattr(compiled_loop, "CHUNK", 2)
     if not split:
         monkeypatch.setattr(compiled_loop, "SPLIT_BATCH_UP_TO", 3)
+    if not one_thread:
+        monkeypatch.setattr(compiled_loop, "SPLIT_ONE_THREAD_UP_TO", 3)
     plain, compiled = _pair(return_sequences=True)
     x = torch.randn(4, 3, 2)
     mask = torch.tensor([[True, True, True], [True, False, False], [False, True, True], [False, False, True]])
     xs = [x.clone().requires_grad_() for _ in range(2)]
     outs = [plain(xs[0], mask=mask), compiled(xs[1], mask=mask)]
-    assert list(compiled._compiled_loops) == [("cpu", split, True, True, 2), ("cpu", split, True, True, 1)]
+    # (device, split, on one thread, training, grad mode, steps)
+    assert list(compiled._compiled_loops) == [("cpu", split, one_thread, True, True, steps) for steps in (2, 1)]
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
     for o in outs:
         (o * o).sum().backward()
