@@ -63,18 +63,19 @@ SPLIT_STEP_THREADS = 1
 SPLIT_ONE_THREAD_UP_TO = 16
 
 
-def compiled_loop(layer: Any, device_type: str, split: bool = False, variant: tuple = ()) -> Any:
+def compiled_loop(layer: Any, device_type: str, split: bool = False, one_thread: bool = False,
+                  variant: tuple = ()) -> Any:
     """``torch.compile`` of ``layer.loop``, made on first use per device type, kind of step (``split``: the
-    split step's recurrent part) and ``variant`` (what else tells its graphs apart: :func:`run_compiled` gives
-    whether its kernels run on ``SPLIT_STEP_THREADS`` threads, training, grad mode and the chunk's length) and
-    kept on the layer. Each is compiled from its own copy of the code (:func:`own_code`)."""
+    split step's recurrent part; ``one_thread``: its kernels on ``SPLIT_STEP_THREADS`` threads) and ``variant``
+    (what else tells its graphs apart: :func:`run_compiled` gives training, grad mode and the chunk's length)
+    and kept on the layer. Each is compiled from its own copy of the code (:func:`own_code`)."""
     loops = layer.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
-    key = (device_type, split, *variant)
+    key = (device_type, split, one_thread, *variant)
     compiled = loops.get(key)
     if compiled is None:
         options: dict[str, Any] | None = None
         if device_type == "cpu":
-            options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if variant[:1] == (True,) else {})}
+            options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if one_thread else {})}
         compiled = loops[key] = torch.compile(own_code(layer.loop), dynamic=False, options=options)
     return compiled
 
@@ -106,8 +107,8 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
         steps = flatten(args[1])[0].shape[1]
-        variant = (one_thread, training, torch.is_grad_enabled(), steps)
-        return compiled_loop(layer, x.device.type, split is not None, variant)(*args)
+        variant = (training, torch.is_grad_enabled(), steps)
+        return compiled_loop(layer, x.device.type, split is not None, one_thread, variant)(*args)
 
     weights = None
     inputs: Any = x
