@@ -22,7 +22,7 @@ import torch
 
 import rnnkit
 from rnnkit.tools.jax_peer import jax_missing, jax_rows
-from rnnkit.tools.timing import median_time, paired_times
+from rnnkit.tools.timing import median_time, paired_times, warm_up
 
 SHAPES = [(32, 100, 64, 128), (64, 50, 128, 256), (1, 1000, 32, 64), (128, 20, 32, 64)]
 CELLS = ("lstm", "gru", "simple")
@@ -188,6 +188,9 @@ def compare(cells=CELLS, shapes=SHAPES, against=("torch", "keras", "jax"), modes
 
     log(f"{'case':<27}{'cell':<7}{'shape':<22}{'mode':<6}{'peer':<14}{'rnnkit ms':>10}{'peer ms':>10}{'ratio':>8}")
     use_keras = "keras" in against and keras_available()
+    if cells and shapes and modes:  # (the first row's two sides, until the process has warmed up)
+        first = (cells[0], shapes[0], modes[0])
+        warm_up([rnnkit_runner(*first), *([torch_runner(*first)] if "torch" in against else [])])
     ours_cache: dict = {}
     jax_cases: list[tuple[dict, list]] = []  # (Keras-on-jax case, [(row name, rnnkit's run of the case)])
     for cell in cells:

@@ -50,3 +50,17 @@ def alternated(timers: list[Callable[[], float]], rounds: int = 3) -> list[float
         for timer, into in zip(timers, results):
             into.append(timer())
     return [statistics.median(r) for r in results]
+
+
+def warm_up(fns: list[Callable[[], Any]], seconds: float = 2.0) -> int:
+    """Each of ``fns`` called in turn until ``seconds`` have passed (at least once each); the rounds run. A
+    process's first seconds (the CPU's clock rising, first allocations, lazy initialization) then weigh on no
+    timed run: a benchmark's first row had read rnnkit at 1.34x torch.nn where its next rows, the same call,
+    read 1.0x."""
+    rounds = 0
+    start = time.perf_counter()
+    while rounds == 0 or time.perf_counter() - start < seconds:
+        for fn in fns:
+            fn()
+        rounds += 1
+    return rounds
