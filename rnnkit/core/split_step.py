@@ -309,11 +309,15 @@ def _row_wise(graph: fx.Graph, batch: int) -> bool:
                 return False
         elif isinstance(target, torch._ops.OpOverload) and torch.Tag.pointwise in target.tags:
             for arg in args:
-                other = arg.meta.get("val") if isinstance(arg, fx.Node) and arg not in made else None
-                if isinstance(other, torch.Tensor) and other.dim() >= value.dim() and other.shape[0] != 1:
-                    return False  # (a tensor with rows of its own)
                 if isinstance(arg, (list, tuple)):
                     return False
+                if not isinstance(arg, fx.Node) or not isinstance(arg.meta.get("val"), torch.Tensor):
+                    continue
+                other = arg.meta["val"]
+                if arg in made and other.dim() != value.dim():
+                    return False  # (broadcast to more dims: its rows would move from the first)
+                if arg not in made and other.dim() >= value.dim() and other.shape[0] != 1:
+                    return False  # (a tensor with rows of its own)
         else:
             return False
     return True

@@ -203,8 +203,27 @@ def test_which_input_parts_run_all_rows_at_once(name):
 
     layer = _layer(Cell(5))
     x = torch.randn(4, 7, 3, dtype=torch.float64)
-    split, _ = _split(layer, x)
-    assert split is not None and split.row_wise == row_wise
+    for batch in (4, 1):  # (at batch 1 a broadcast to more dims keeps a first dim of 1: the rows moved all the same)
+        split, states = _split(layer, x[:batch])
+        assert split is not None and split.row_wise == row_wise
+        weights = split.weights(layer.cell)
+        by_step = rnn(layer.step_function(False, None), x[:batch], states)[1]
+        torch.testing.assert_close(rnn(split.step_function(weights), split.project(weights, x[:batch]), states)[1],
+                                   by_step, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [4, 1])
+def test_a_broadcast_to_more_dims_is_not_row_wise(batch):
+    """``x_t + w`` with ``w`` of shape ``(1, 1, D)`` puts the rows in the second dim: even at batch 1, where the
+    first dim is still 1, all steps' rows would land there, not in the first."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from rnnkit.core.split_step import _row_wise
+
+    graph = make_fx(lambda w, x: x + w, tracing_mode="fake")(torch.zeros(1, 1, 3), torch.zeros(batch, 3)).graph
+    assert not _row_wise(graph, batch)
+    same_rank = make_fx(lambda w, x: x + w, tracing_mode="fake")(torch.zeros(1, 3), torch.zeros(batch, 3)).graph
+    assert _row_wise(same_rank, batch)
 
 
 @pytest.mark.parametrize("small_products", [0, 1 << 16])
