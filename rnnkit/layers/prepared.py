@@ -67,9 +67,9 @@ class PreparedCall:
 def shortcut_call(layer: RNN, x: torch.Tensor, initial_state: Any, training: Any) -> Any:
     """A call with one plain tensor and no mask or constants: the layer's kept plan where it holds (never while
     a graph is captured), else, without initial states, :func:`plain_call`; ``None``: the general route runs."""
-    plans = layer.__dict__.get("_call_plans")
-    if plans and not capturing_graph():
-        plan = plans.get((x.shape, initial_state is not None))
+    plans = None if capturing_graph() else layer.__dict__.get("_call_plans")  # (see call_with_plan)
+    if plans:
+        plan = plans.get((x.shape, initial_state is not None, torch.is_grad_enabled()))
         if plan is not None:
             result = plan.run(layer, x, training, initial_state)
             if result is not None:

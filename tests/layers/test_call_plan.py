@@ -419,23 +419,23 @@ def test_declined_calls_are_not_asked_again_for_the_same_facts(monkeypatch):
     layer = _layer("gru", stateful=False)
     x = torch.randn(2, 1, FEATURES)
     for _ in range(3):
-        layer(x)  # gradients on: never asked
-    assert not asked and _kept(layer) is None
+        layer(x)  # gradients on: asked on the second call (a plan for calls with gradients)
+    assert len(asked) == 1 and _planned(layer) and _kept(layer).grad
     with torch.no_grad():
-        layer(x)  # seen once: not asked yet
-        assert not asked and not _planned(layer)
+        layer(x)  # calls without gradients are another kind: seen once, not asked yet
+        assert len(asked) == 1 and not _planned(layer)
         for _ in range(3):
             layer(x)  # the second call with the same facts asks, and the plan runs after it
-    assert len(asked) == 1 and _planned(layer)
+    assert len(asked) == 2 and _planned(layer) and not _kept(layer).grad
     dropout = _layer("gru", stateful=False, dropout=0.5)
     with torch.no_grad():
         for _ in range(4):
             dropout(x, training=True)  # (dropout in training: declined on the second call, not asked again)
-    assert len(asked) == 2 and isinstance(_kept(dropout), Declined)
+    assert len(asked) == 3 and isinstance(_kept(dropout), Declined)
     with torch.no_grad():
         for _ in range(3):
             layer(torch.randn(2, 3 + _, FEATURES))  # ever-changing shapes: never asked
-    assert len(asked) == 2
+    assert len(asked) == 3
 
 
 @pytest.mark.parametrize("kind,units,kernel", [("lstm", UNITS, "infer"), ("lstm", 80, "torch"), ("gru", UNITS, "infer"),
