@@ -117,3 +117,32 @@ def test_a_replaced_weight_sends_the_call_to_the_general_route():
     b.cell.kernel = torch.nn.Parameter(b.cell.kernel.detach() * 2)
     assert torch.equal(a(x), b.prepare(x).run())
     assert runs == []
+
+
+@pytest.mark.parametrize("where", ["layer", "global"])
+def test_backward_hooks_run_with_a_training_plan(where):
+    """A full backward hook, the layer's or a global one, runs on a layer that keeps a training plan (the
+    module call wraps the outputs: the plan runs inside it, or a layer's hook, whose registration changes the
+    layer's attributes, sends it back to the general route), with the general route's gradients; plans resume
+    after its removal."""
+    a, b = _pair("gru", 7)
+    for _ in range(3):
+        x = torch.randn(2, 3, FEATURES, requires_grad=True)
+        a(x).sum().backward()
+    seen = []
+    hook = (a.register_full_backward_hook(lambda module, g_in, g_out: seen.append(g_in[0].clone()))
+            if where == "layer" else
+            torch.nn.modules.module.register_module_full_backward_hook(
+                lambda module, g_in, g_out: seen.append(g_in[0].clone()) if module is a else None))
+    try:
+        out, grads = _train_step(a, x, None, planned=True)
+    finally:
+        hook.remove()
+    xb = x.detach().clone().requires_grad_()
+    out_b, grads_b = _train_step(b, xb, None, planned=False)
+    assert len(seen) == 1 and torch.equal(seen[0], grads_b[0])  # (the hook saw the input's gradient)
+    for u, v in zip(out + grads, out_b + grads_b, strict=True):
+        assert torch.equal(u, v)
+    for _ in range(3):
+        a(x).sum().backward()
+    assert any(p.grad and p.uses for p in _plans(a))
