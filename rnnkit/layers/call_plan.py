@@ -32,8 +32,9 @@ The plan holds while nothing it was decided on has changed:
 * the layer's class: rnnkit's own methods for everything the plan replaces (a subclass overriding
   ``finish_call`` and the like gets no plan); without given or stored states, a cell whose initial states are
   its family's zeros;
-* the weights: the same parameter objects, and (inference, whose converted weights are kept) at the same storage
-  and version (what :func:`rnnkit.kernels.spec.cell_to_torch` keys its cache on);
+* the weights: the same parameter objects at the same storage (a new dtype or device, ``.data`` assigned, send
+  the call back), and in inference, whose converted weights are kept, at the same version (what
+  :func:`rnnkit.kernels.spec.cell_to_torch` keys its cache on);
 * the states: stored ones of the input's batch size; given ones as contiguous ``(batch, units)`` CPU tensors
   of the input's dtype (anything the general route would convert or refuse goes there).
 
@@ -82,7 +83,7 @@ class CallPlan:
         self.key: tuple = ()  # (keep_plan's facts of the calls it was made on)
         self.uses = self.misses = 0  # (calls run, calls refused)
         self.params = params
-        self.weights_key = _weights_key(params)
+        self.weights_key = _weights_key(params, versions=not self.grad)
         self.kernel = kernel  # "step" | "infer" (the native kernel's) | "torch" | "train" (gradients on)
         self.runner = _RUNNERS[kernel]
         self.weights = weights
@@ -107,7 +108,7 @@ class CallPlan:
         params = cell._parameters
         held = self.params
         if (params.get("kernel") is not held[0] or params.get("recurrent_kernel") is not held[1]
-                or params.get("bias") is not held[2] or (not grad and _weights_key(held) != self.weights_key)):
+                or params.get("bias") is not held[2] or _weights_key(held, not grad) != self.weights_key):
             return None  # (a training plan converts the weights at each call: their versions may change)
         batch = x.shape[0]
         if self.stateful:
@@ -260,12 +261,11 @@ def keep_plan(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = 
 
 def _call_facts(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool) -> tuple:
     """What :func:`keep_plan` tells calls apart by: the plan's facts, the grad mode, whether the call was plain eager,
-    and the weights' identity, and without gradients their storage and version (a plan is made anew after they
-    change)."""
+    and the weights' identity, storage and, without gradients, version (a plan is made anew after they change)."""
     cell = layer.cell
     held = _held(cell)
     grad = torch.is_grad_enabled()  # (with gradients on, the weights' versions change at every optimizer step)
-    weights = tuple(id(p) for p in held) + (_weights_key(held) if not grad and not any(
+    weights = tuple(id(p) for p in held) + (_weights_key(held, not grad) if not any(
         p is not None and p.is_inference() for p in held) else ())
     return _facts(layer, cell, x, training, initial_state) + (grad, _plain_now(), weights)
 
@@ -362,5 +362,9 @@ def _held(cell: Any) -> tuple:
     return tuple(params.get(name) for name in _PARAMS)
 
 
-def _weights_key(params: tuple) -> tuple:
-    return tuple([(p.data_ptr(), p._version) for p in params if p is not None])  # (a list: no generator per call)
+def _weights_key(params: tuple, versions: bool = True) -> tuple:
+    """The weights' storage (a new dtype or device, ``.data`` assigned) and, with ``versions``, their version
+    counters (in-place edits)."""
+    if versions:
+        return tuple([(p.data_ptr(), p._version) for p in params if p is not None])  # (a list: no generator)
+    return tuple([p.data_ptr() for p in params if p is not None])

@@ -146,3 +146,16 @@ def test_backward_hooks_run_with_a_training_plan(where):
     for _ in range(3):
         a(x).sum().backward()
     assert any(p.grad and p.uses for p in _plans(a))
+
+
+def test_weights_moved_to_another_dtype_send_the_call_to_the_general_route():
+    """``.double()`` keeps the parameter objects and gives them new storage: the general route then answers
+    (here its conversion of the input), as for a layer that never had a plan."""
+    a, b = _pair("lstm", 80)
+    x = torch.randn(3, 2, FEATURES)
+    for _ in range(3):
+        a(x)
+    a.double()
+    b.double()
+    ya, yb = a(x), b.prepare(x).run()
+    assert ya.dtype == yb.dtype == torch.float64 and torch.equal(ya, yb)
