@@ -128,13 +128,14 @@ def test_small_products_become_a_product_and_a_sum():
         assert product in _ops(_split(layer, x, 100)[0].inputs_part)  # (the input part keeps its one product)
 
 
-@pytest.mark.parametrize("cell", [MinimalTanhCell, GatedCell, LinearCell, BatchMeanCell])
+# (the batch-mean cell's rows are not independent: vmap only; test_rows_that_mix_run_through_vmap)
+@pytest.mark.parametrize("cell,row_wise", [(MinimalTanhCell, True), (GatedCell, True), (LinearCell, True),
+                                           (MinimalTanhCell, False), (GatedCell, False), (LinearCell, False),
+                                           (BatchMeanCell, False)])
 @pytest.mark.parametrize("mask_kind", ["none", "holes", "fully_masked_row"])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("small_products", [0, 1 << 16])
-@pytest.mark.parametrize("row_wise", [True, False])
-def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_backwards, small_products,
-                                                           row_wise):
+def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, row_wise, mask_kind, go_backwards, small_products):
     """Both ways of running the input part: all steps' rows as one batch (where each row reads only its own
     row; the batch-mean cell's does not) and ``vmap`` over the steps."""
     layer = _layer(cell(5))
@@ -142,10 +143,7 @@ def test_the_loop_over_the_parts_is_the_loop_over_the_step(cell, mask_kind, go_b
     split, states = _split(layer, x, small_products)
     assert split is not None
     assert split.row_wise == (cell is not BatchMeanCell)
-    if not row_wise:
-        split.row_wise = False
-    elif cell is BatchMeanCell:
-        pytest.skip("its rows are not independent (test_rows_that_mix_run_through_vmap)")
+    split.row_wise = row_wise  # (False: through vmap)
     mask = _mask(mask_kind)
     weights = split.weights(layer.cell)
     params = list(layer.parameters())
