@@ -65,17 +65,8 @@ class LinearCell(rnnkit.Layer):
         return h, [h]
 
 
-class BatchMeanCell(rnnkit.Layer):
+class BatchMeanCell(MinimalTanhCell):
     """An input part that mixes the rows of a step (its batch mean): its steps' rows cannot run as one batch."""
-
-    def __init__(self, units, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.state_size = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight((input_shape[-1], self.units), "glorot_uniform", "kernel")
-        self.recurrent_kernel = self.add_weight((self.units, self.units), "orthogonal", "recurrent_kernel")
 
     def call(self, inputs, states):
         centered = inputs - inputs.mean(0, keepdim=True)
