@@ -17,7 +17,7 @@ hook, ``module.compile()`` or activity regularizer asks for the module call, bef
 
 With gradients on (training steps; no dropout in training), the weights converted anew at each call
 (differentiable, as the general route does): the native kernel's autograd function or PyTorch's kernel; stored
-states out of the graph, returned ones in it. A training call measured 12-15 us less (LSTM at (128, 20, 32, 64)
+states out of the graph, returned ones in it. A training call measured 14-23 us less (LSTM at (128, 20, 32, 64)
 on torch's kernel: 22 us around the kernel instead of 36-45; SimpleRNN at (4, 10, 8, 16): 100 us a training
 step instead of 120).
 
