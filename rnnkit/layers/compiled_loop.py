@@ -36,6 +36,10 @@ from rnnkit.core.tree import flatten, pack_as
 from rnnkit.kernels.spec import capturing_graph
 
 CHUNK = 32  # steps per compiled graph
+# Chunk lengths below CHUNK (a sequence's remainder, or a short sequence) compiled as they come, per kind of
+# loop; a further length runs as chunks of powers of two (16, 8, 4, 2, 1), so that inputs of many lengths compile
+# at most CHUNK, these and five more graphs (each one to a few seconds) instead of one per length.
+EXACT_LENGTHS = 4
 # The split step, training, 2 cores, ``h = tanh(x W + h R)``, against the whole step: 1.9x as fast at (batch 1,
 # 1,000 steps, 32 features, 64 units) and 1.8x at (8, 200, 32, 64) with its small products fused (below); with
 # its input part run on all steps' rows at once (``SplitStep.row_wise``) and its kernels on torch's threads above
@@ -103,24 +107,23 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     """``layer.loop(hoisted, x, states, mask, training, constants)``'s ``(last, outputs, new_states)`` through
     the compiled loop, ``CHUNK`` steps at a time (``x`` batch-major ``(B, T, ...)``, ``mask`` ``(B, T)``)."""
     split = None if hoisted else split_for(layer, x, states, training, constants)
-    one_thread = split is not None and x.shape[0] <= SPLIT_ONE_THREAD_UP_TO
+    kind = (x.device.type, split is not None, split is not None and x.shape[0] <= SPLIT_ONE_THREAD_UP_TO, training,
+            torch.is_grad_enabled())  # (compiled_loop's key but the chunk's length)
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
         steps = flatten(args[1])[0].shape[1]
-        variant = (training, torch.is_grad_enabled(), steps)
-        return compiled_loop(layer, x.device.type, split is not None, one_thread, variant)(*args)
+        return compiled_loop(layer, *kind[:3], (*kind[3:], steps))(*args)
 
     weights = None
     inputs: Any = x
     if split is not None:  # the step's input part, all steps at once; the loop runs the rest
         weights = split.weights(layer.cell)
         inputs = split.project(weights, x)
-    steps = x.shape[1]
-    if steps <= CHUNK:
+    sizes = chunk_sizes(layer, kind, x.shape[1])
+    if len(sizes) == 1:
         return loop(hoisted, inputs, states, mask, training, constants, split, weights)
-    starts = list(range(0, steps, CHUNK))
-    if layer.go_backwards:  # processing order: the last chunk first, each one backwards
-        starts.reverse()
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    order = range(len(sizes) - 1, -1, -1) if layer.go_backwards else range(len(sizes))  # (the last chunk first)
     if torch.is_grad_enabled() and (any(t.requires_grad for t in flatten(inputs))
                                     or any(p.requires_grad for p in layer.parameters())):
         # later chunks get states that require grad: the first chunk's too, so that one graph serves them all
@@ -128,18 +131,32 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     outputs: list[torch.Tensor] = []
     last = None
     # (split, not sliced: the backward gathers the chunks' input gradients in one tensor, not one per chunk)
-    chunks = list(zip(*[t.split(CHUNK, 1) for t in flatten(inputs)]))
-    for start in starts:
-        part = slice(start, start + CHUNK)
-        chunk_mask = None if mask is None else mask[:, part]
+    chunks = list(zip(*[t.split(sizes, 1) for t in flatten(inputs)]))
+    for i in order:
+        chunk_mask = None if mask is None else mask[:, starts[i]:starts[i] + sizes[i]]
         previous = last
-        chunk = pack_as(inputs, list(chunks[start // CHUNK]))
+        chunk = pack_as(inputs, list(chunks[i]))
         last, out, states = loop(hoisted, chunk, states, chunk_mask, training, constants, split, weights)
         if chunk_mask is not None and previous is not None and not layer.zero_output_for_mask:
             last, out = _continue_outputs(layer, chunk_mask, previous, last, out)
         outputs.append(out)
     assert last is not None
     return last, torch.cat(outputs, 1) if layer.return_sequences else outputs[-1], states
+
+
+def chunk_sizes(layer: Any, kind: tuple, steps: int) -> list[int]:
+    """The lengths of the chunks a sequence of ``steps`` runs in: ``CHUNK`` steps each, then the rest as it is
+    where ``kind`` (:func:`compiled_loop`'s key but the length) has it compiled or fewer than ``EXACT_LENGTHS``
+    other lengths compiled, else in powers of two, the largest first."""
+    sizes = [CHUNK] * (steps // CHUNK)
+    rest = steps % CHUNK
+    if rest:
+        compiled = {key[-1] for key in layer.__dict__.get("_compiled_loops", {}) if key[:-1] == kind} - {CHUNK}
+        if rest in compiled or len(compiled) < EXACT_LENGTHS:
+            sizes.append(rest)
+        else:
+            sizes += [1 << bit for bit in range(rest.bit_length() - 1, -1, -1) if rest >> bit & 1]
+    return sizes
 
 
 def split_for(layer: Any, x: torch.Tensor, states: list, training: bool,
