@@ -5,8 +5,9 @@ one graph per sequence length, and its compile time grows with the length. The
 loop is compiled for at most ``CHUNK`` steps: a longer sequence runs chunk after
 chunk (states carried from one to the next), so any length costs at most two
 compilations (``CHUNK`` and the remainder) and long sequences compile in
-seconds. The chunks give exactly the one loop's results: a masked step repeats
-the previous output (Keras), so the masked steps that open a chunk, before its
+seconds; inputs of many lengths, at most ``EXACT_LENGTHS`` remainders as they
+come and powers of two after (:func:`chunk_sizes`). The chunks give exactly the
+one loop's results: a masked step repeats the previous output (Keras), so the masked steps that open a chunk, before its
 first valid step, take the previous chunk's last output (zeros with
 ``zero_output_for_mask``, as in one loop).
 
