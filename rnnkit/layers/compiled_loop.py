@@ -7,9 +7,9 @@ chunk (states carried from one to the next), so any length costs at most two
 compilations (``CHUNK`` and the remainder) and long sequences compile in
 seconds; inputs of many lengths, at most ``EXACT_LENGTHS`` remainders as they
 come and powers of two after (:func:`chunk_sizes`). The chunks give exactly the
-one loop's results: a masked step repeats the previous output (Keras), so the masked steps that open a chunk, before its
-first valid step, take the previous chunk's last output (zeros with
-``zero_output_for_mask``, as in one loop).
+one loop's results: a masked step repeats the previous output (Keras), so the
+masked steps that open a chunk, before its first valid step, take the previous
+chunk's last output (zeros with ``zero_output_for_mask``, as in one loop).
 
 Up to batch ``SPLIT_BATCH_UP_TO`` a custom cell's step is split first (:mod:`rnnkit.core.split_step`): the
 ops that read only the step's input (its input projection) run once over all steps, before the chunks, as one
