@@ -82,8 +82,9 @@ def test_chunks_give_the_one_loop_exactly(monkeypatch, split, mask_kind, go_back
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("mask_kind", ["none", "holes"])
 def test_many_lengths_compile_a_bounded_number_of_chunk_lengths(monkeypatch, go_backwards, mask_kind):
-    """Sequences of eight lengths (chunks of 8): the first EXACT_LENGTHS remainders compile as they are, the
-    others run in chunks of powers of two, with the one loop's numbers (masks with holes, go_backwards)."""
+    """Sequences of nine lengths (chunks of 8): the first EXACT_LENGTHS remainders compile as they are, the
+    others run in chunks of powers of two (a short sequence too), with the one loop's numbers (masks with holes,
+    go_backwards)."""
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
     monkeypatch.setattr(compiled_loop, "CHUNK", 8)
     plain, compiled = _pair(go_backwards=go_backwards, return_sequences=True, return_state=True)
@@ -91,7 +92,7 @@ def test_many_lengths_compile_a_bounded_number_of_chunk_lengths(monkeypatch, go_
     calls = []
     monkeypatch.setattr(compiled, "loop", lambda hoisted, x, *rest: calls.append(flatten(x)[0].shape[1])
                         or real_loop(hoisted, x, *rest))
-    for steps in (10, 5, 6, 7, 13, 11, 20, 9):
+    for steps in (10, 5, 6, 7, 13, 11, 20, 9, 3):
         x = torch.randn(4, steps, 2)
         gen = torch.Generator().manual_seed(steps)
         mask = None if mask_kind == "none" else torch.rand(4, steps, generator=gen) > 0.3
@@ -109,6 +110,8 @@ def test_many_lengths_compile_a_bounded_number_of_chunk_lengths(monkeypatch, go_
             assert sorted(calls) == [5, 8]
         if steps == 11:  # 8 + 3, in powers of two: 8 + 2 + 1
             assert calls == ([1, 2, 8] if go_backwards else [8, 2, 1])
+        if steps == 3:
+            assert calls == ([1, 2] if go_backwards else [2, 1])
     lengths = {key[-1] for key in compiled._compiled_loops}
     assert lengths == {8, 2, 5, 6, 7, 1, 4}  # (20 = 8 + 8 + 4; 9 = 8 + 1)
 
