@@ -88,7 +88,7 @@ class RNN(StateBuffers, Layer):
         self.time_major = bool(time_major)
         self.use_fused = check_use_fused(self.name, use_fused)
         self.compile_loop = bool(compile)  # not `self.compile`: that is nn.Module.compile()
-        self._compiled_loops: dict = {}  # (device type, split step) -> compiled loop
+        self._compiled_loops: dict = {}  # compiled_loop's key (kind of step and chunk) -> compiled loop
         self.states = None
         self._states_zeroed = True  # zero states may be re-created for another batch size
         self._feature_shape: tuple | None = None
