@@ -58,15 +58,15 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     ``zero_states``: ``states`` are known to be zeros (see ``right_padded_call``)."""
     cell = layer.cell
     graph = capturing_graph()
-    lengths = None
-    if mask is not None and not graph:
-        lengths, right_padded = right_padded_lengths(mask)
-        holes = not right_padded
-    else:
-        holes = False
     kernel = kernel_for(cell)
     mode = mode_of(kernel)
-    use_native = not graph and native_chosen(cell, x, holes, mode)
+    lengths = None
+    holes = False
+    use_native = not graph and native_chosen(cell, x, False, mode)  # (where preferred, it takes any mask as it is)
+    if mask is not None and not graph and not use_native:  # (torch's kernels take right-padded masks only)
+        lengths, right_padded = right_padded_lengths(mask)
+        holes = not right_padded
+        use_native = native_chosen(cell, x, holes, mode)
     if holes and not use_native:
         # eagerly, a mask the unmasked kernels cannot take (and no native kernel) goes back to the layer,
         # which runs its hoisted loop (the fastest exact loop); in a captured graph the masked op's own
