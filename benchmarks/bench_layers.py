@@ -22,6 +22,7 @@ if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
 
 import torch  # noqa: E402
 
+from rnnkit.tools.allocator import keep_freed_memory  # noqa: E402
 from rnnkit.tools.bench import SHAPES, compare  # noqa: E402
 from rnnkit.tools.bench_report import plot_ratios, speed_table  # noqa: E402
 
@@ -30,8 +31,17 @@ parser.add_argument("--out", help="write the rows as JSON here")
 parser.add_argument("--plot", help="write the ratios as a PNG bar chart here (log scale)")
 parser.add_argument("--quick", action="store_true", help="first shape only, no jax")
 parser.add_argument("--markdown", help="write the README's speed table (markdown) here")
+parser.add_argument("--malloc-as-is", action="store_true",
+                    help="leave glibc malloc's thresholds as they are (by default they are fixed high, for this "
+                         "process and the Keras-on-jax subprocess alike: rnnkit.tools.allocator)")
 args = parser.parse_args()
 torch.set_num_threads(2)
+if not args.malloc_as_is:
+    # Freed memory kept in the process, as `rnnkit demo` and bench_demo.py keep it: under glibc's default
+    # thresholds, which move with the frees a process happens to see, a call's large tensors land on fresh pages
+    # in some processes and stretches of a run and not in others (this session's masked LSTM at (32,1000,32,64):
+    # 7.7 ms against torch.nn, 15.3 ms a few minutes later against Keras on jax, in two runs of three)
+    print(f"freed memory kept: {keep_freed_memory() or 'yes'}")
 shapes = SHAPES[:1] if args.quick else SHAPES
 against = ("torch", "keras") if args.quick else ("torch", "keras", "jax")
 rows = compare(shapes=shapes, against=against)

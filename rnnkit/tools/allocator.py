@@ -43,6 +43,9 @@ def unavailable() -> str | None:
     return None
 
 
+_KEPT: dict[str, int] = {}  # the thresholds keep_freed_memory set in this process (its subprocesses' env)
+
+
 def keep_freed_memory() -> str | None:
     """Fix glibc malloc's mmap and trim thresholds high for this process (see the module docstring).
 
@@ -56,8 +59,19 @@ def keep_freed_memory() -> str | None:
     mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    if not (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) or mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_FALLBACK)):
+    for mmap_threshold in (MMAP_THRESHOLD, MMAP_THRESHOLD_FALLBACK):
+        if mallopt(M_MMAP_THRESHOLD, mmap_threshold):
+            break
+    else:
         return "mallopt refused the mmap threshold"
     if not mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD):
         return "mallopt refused the trim threshold"
+    _KEPT.update(MALLOC_MMAP_THRESHOLD_=mmap_threshold, MALLOC_TRIM_THRESHOLD_=TRIM_THRESHOLD)
     return None
+
+
+def kept_env() -> dict[str, str]:
+    """The environment variables that set a new process's thresholds as :func:`keep_freed_memory` set this
+    one's (none where it was not called or did nothing): a benchmark's peer in a subprocess then allocates
+    under the same rules as rnnkit beside it."""
+    return {name: str(value) for name, value in _KEPT.items()}

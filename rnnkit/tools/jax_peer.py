@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from rnnkit.tools.allocator import kept_env
 from rnnkit.tools.timing import alternated, median_time
 
 
@@ -49,7 +50,8 @@ class JaxPeer:
     ``timeout_s`` seconds ends it."""
 
     def __init__(self, timeout_s: float = 600, argv: list[str] | None = None):
-        env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+        # (glibc malloc's thresholds as this process keeps them, rnnkit.tools.allocator: both sides alike)
+        env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", **kept_env())
         self.timeout_s = timeout_s
         argv = [sys.executable, "-m", "rnnkit.tools.bench_jax"] if argv is None else argv  # (tests: a stand-in)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

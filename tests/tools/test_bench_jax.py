@@ -52,6 +52,32 @@ def test_the_peer_asks_its_subprocess_one_case_at_a_time():
     assert peer.proc.returncode == 1
 
 
+ENV_STAND_IN = """
+import json, os, sys
+from rnnkit.tools.jax_peer import jax_key
+for line in sys.stdin:
+    request = json.loads(line)
+    seconds = float(os.environ.get("MALLOC_TRIM_THRESHOLD_", -1)) + float(os.environ.get("MALLOC_MMAP_THRESHOLD_", -1))
+    print(json.dumps({"key": jax_key(request["case"]), "seconds": seconds}), flush=True)
+"""
+
+
+def test_the_peer_allocates_under_its_parents_malloc_thresholds(monkeypatch):
+    """Where the benchmark keeps freed memory (rnnkit.tools.allocator), its Keras-on-jax subprocess starts with
+    the same glibc thresholds; where it does not, with none set."""
+    from rnnkit.tools import allocator
+
+    case = {"cell": "gru", "shape": [1, 2, 3, 4], "mode": "infer"}
+    monkeypatch.setattr(allocator, "_KEPT", {})
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    with jax_peer.JaxPeer(argv=[sys.executable, "-c", ENV_STAND_IN]) as peer:
+        assert peer.time(case) == -2
+    monkeypatch.setattr(allocator, "_KEPT", {"MALLOC_TRIM_THRESHOLD_": 5, "MALLOC_MMAP_THRESHOLD_": 7})
+    with jax_peer.JaxPeer(argv=[sys.executable, "-c", ENV_STAND_IN]) as peer:
+        assert peer.time(case) == 12
+
+
 def test_the_peer_stops_a_subprocess_that_takes_too_long():
     with jax_peer.JaxPeer(timeout_s=3, argv=[sys.executable, "-c", STAND_IN]) as peer:
         assert peer.time(CASE) == 1.25
