@@ -39,8 +39,8 @@ torch.set_num_threads(2)
 if not args.malloc_as_is:
     # Freed memory kept in the process, as `rnnkit demo` and bench_demo.py keep it: under glibc's default
     # thresholds, which move with the frees a process happens to see, a call's large tensors land on fresh pages
-    # in some processes and stretches of a run and not in others (this session's masked LSTM at (32,1000,32,64):
-    # 7.7 ms against torch.nn, 15.3 ms a few minutes later against Keras on jax, in two runs of three)
+    # in some processes and stretches of a run and not in others (the masked LSTM at (32,1000,32,64) took
+    # 7.7 ms against torch.nn and 15.3 ms a few minutes later against Keras on jax, in two runs of three)
     print(f"freed memory kept: {keep_freed_memory() or 'yes'}")
 shapes = SHAPES[:1] if args.quick else SHAPES
 against = ("torch", "keras") if args.quick else ("torch", "keras", "jax")
