@@ -142,6 +142,9 @@ def add_bench(subparsers) -> None:
     p.add_argument("--mode", type=choice_list(MODES), default=MODES, metavar="MODES",
                    help="comma-separated modes: infer (forward, no_grad), train (forward + backward) "
                         "(default: infer,train)")
+    p.add_argument("--malloc-as-is", action="store_true",
+                   help="leave glibc malloc's thresholds as they are (by default freed memory is kept, in this "
+                        "process and the Keras-on-jax subprocess alike, as benchmarks/bench_layers.py does)")
     p.set_defaults(handler=run_bench)
 
 
@@ -169,6 +172,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if not against:
         return 1
     extras = args.layer == "all" and args.shape is None
+    if not args.malloc_as_is:
+        from rnnkit.tools.allocator import keep_freed_memory
+
+        keep_freed_memory()  # (elsewhere than glibc: nothing to do)
     bench.compare(cells=cells, shapes=shapes, against=against, modes=args.mode, extras=extras,
                   log=lambda line: print(line, flush=True))
     return 0

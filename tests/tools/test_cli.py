@@ -94,9 +94,27 @@ def test_bench_prints_a_table_with_ratios():
 
 @pytest.fixture
 def captured_compare(monkeypatch):
+    from rnnkit.tools import allocator
+
     calls = []
     monkeypatch.setattr(bench, "compare", lambda **kw: calls.append(kw) or [])
+    # (the pytest process's malloc thresholds stay as they are; the calls are recorded)
+    KEPT.clear()
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: KEPT.append(1))
     return calls
+
+
+KEPT: list = []  # keep_freed_memory's calls under captured_compare
+
+
+@pytest.mark.parametrize("as_is", [False, True])
+def test_bench_keeps_freed_memory_unless_told_not_to(as_is, captured_compare):
+    """As benchmarks/bench_layers.py: freed memory kept (in the jax subprocess too, through its environment)."""
+    argv = ["bench", "--layer", "gru", "--shape", "1,2,3,4", "--against", "torch"] + (["--malloc-as-is"] if as_is
+                                                                                       else [])
+    assert cli.main(argv) == 0
+    assert KEPT == ([] if as_is else [1])
+    assert captured_compare[0]["cells"] == ("gru",)
 
 
 @pytest.mark.parametrize("argv, expected", [
