@@ -75,17 +75,11 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
     masks = cell.dropout_masks(x[:, 0], training) if training and cell.dropout else None  # (no slice without)
     if masks is not None:
         x = x * masks[0].unsqueeze(1)
-    if use_native:
-        native_weights, native_mode = native_layout(cell)
-        outputs, *new_states = native.native_call(x, mask, list(states), native_weights, native_mode,
-                                                  cell.use_bias, layer.go_backwards, layer.zero_output_for_mask)
+    if use_native or mask is None:
+        outputs, new_states = direct_call(cell, x, states, mask, kernel, use_native, layer.go_backwards,
+                                          layer.zero_output_for_mask)
         return outputs.select(1, -1), outputs, new_states
     weights = cell_to_torch(cell)
-    if mask is None:
-        if layer.go_backwards:
-            x = x.flip(1)
-        out, hn = run_kernel(kernel, x, [states], weights, cell.use_bias)
-        return out.select(1, -1), out, [h[0] for h in hn]
     args = (x, mask, list(states), list(weights), mode, cell.use_bias, layer.go_backwards,
             layer.zero_output_for_mask)
     if graph or lengths is None:
@@ -94,6 +88,22 @@ def fused_rnn(layer, x: torch.Tensor, states: list, mask: torch.Tensor | None, t
         outputs, *new_states = right_padded_call(x, mask, lengths, *args[2:], zero_states=zero_states,
                                                  cell_state=layer.stateful or layer.return_state)
     return outputs.select(1, -1), outputs, new_states
+
+
+def direct_call(cell, x: torch.Tensor, states: list, mask: torch.Tensor | None, kernel, use_native: bool,
+                go_backwards: bool, zero_output: bool) -> tuple[torch.Tensor, list]:
+    """``(outputs, new_states)`` of one direction in one kernel call, outputs ``(B, T, U)`` in processing
+    order: on the native kernel (``use_native``; any mask), else on torch's ``kernel`` without a mask. The
+    weights are converted at the call (kept without gradients: :func:`cell_to_torch`). Also what a kept call
+    plan with gradients on runs (:mod:`rnnkit.layers.call_plan`)."""
+    if use_native:
+        weights, native_mode = native_layout(cell)
+        outputs, *new_states = native.native_call(x, mask, list(states), weights, native_mode, cell.use_bias,
+                                                  go_backwards, zero_output)
+        return outputs, new_states
+    assert mask is None, "torch's kernels take no mask here (see fused_rnn)"
+    out, hn = run_kernel(kernel, x.flip(1) if go_backwards else x, [states], cell_to_torch(cell), cell.use_bias)
+    return out, [h[0] for h in hn]
 
 
 def native_layout(cell) -> tuple[list, str]:

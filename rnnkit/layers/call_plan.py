@@ -55,7 +55,7 @@ import torch
 from rnnkit.engine.layer import Layer
 from rnnkit.engine.weights import GENERATION
 from rnnkit.kernels import native
-from rnnkit.kernels.fused import native_chosen, native_layout, run_kernel
+from rnnkit.kernels.fused import direct_call, native_chosen, native_layout
 from rnnkit.kernels.ops import mode_of
 from rnnkit.kernels.path import FUSED, select_path
 from rnnkit.kernels.spec import capturing_graph, cell_to_torch, kernel_for, zero_initial
@@ -77,14 +77,15 @@ class CallPlan:
     def __init__(self, layer: RNN, facts: tuple, params: tuple, kernel: str, weights: Any, mode: Any,
                  n_states: int, blas: bool = False) -> None:
         cell = layer.cell
-        self.grad = kernel == "train"  # (a plan for calls with gradients on)
+        self.grad = kernel.startswith("train")  # (a plan for calls with gradients on)
         self.cell = cell
         self.facts = facts
         self.key: tuple = ()  # (keep_plan's facts of the calls it was made on)
         self.uses = self.misses = 0  # (calls run, calls refused)
         self.params = params
         self.weights_key = _weights_key(params, versions=not self.grad)
-        self.kernel = kernel  # "step" | "infer" (the native kernel's) | "torch" | "train" (gradients on)
+        # "step" | "infer" (the native kernel's) | "torch"; with gradients on "train native" | "train torch"
+        self.kernel = kernel
         self.runner = _RUNNERS[kernel]
         self.weights = weights
         self.mode = mode  # the native kernel's mode number, or torch's kernel function
@@ -164,20 +165,15 @@ class CallPlan:
 
 
     def _train(self, x: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
-        """With gradients on, as :func:`rnnkit.kernels.fused.fused_rnn` runs an unmasked call: the weights converted
+        """With gradients on, the unmasked call of :func:`rnnkit.kernels.fused.fused_rnn`: the weights converted
         anew (differentiable), then the native kernel's autograd function or PyTorch's kernel."""
-        if self.mode == "native":
-            weights, native_mode = native_layout(self.cell)
-            outputs, *new_states = native.native_call(x, None, states, weights, native_mode, self.use_bias,
-                                                      self.go_backwards, self.zero_output)
-        else:
-            outputs, hn = run_kernel(self.mode, x.flip(1) if self.go_backwards else x, [states],
-                                     cell_to_torch(self.cell), self.use_bias)
-            new_states = [h[0] for h in hn]
+        outputs, new_states = direct_call(self.cell, x, states, None, self.mode, self.kernel == "train native",
+                                          self.go_backwards, self.zero_output)
         return (outputs if self.sequences else outputs.select(1, -1)), new_states
 
 
-_RUNNERS = {"step": CallPlan._step, "infer": CallPlan._infer, "torch": CallPlan._torch, "train": CallPlan._train}
+_RUNNERS = {"step": CallPlan._step, "infer": CallPlan._infer, "torch": CallPlan._torch,
+            "train native": CallPlan._train, "train torch": CallPlan._train}
 
 
 class Declined:
@@ -299,8 +295,8 @@ def plan_for(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = F
     facts = _facts(layer, cell, x, training, initial_state)
     batch, steps = x.shape[0], x.shape[1]
     if torch.is_grad_enabled():
-        return CallPlan(layer, facts, held, "train", None, "native" if native_chosen(cell, x, False, mode) else kernel,
-                        n_states)
+        chosen = "train native" if native_chosen(cell, x, False, mode) else "train torch"
+        return CallPlan(layer, facts, held, chosen, None, kernel, n_states)
     if native_chosen(cell, x, False, mode):
         weights, native_mode = native_layout(cell)  # (what the general route's native call runs on)
         transposed = native.inference_weights(weights, cell.use_bias)
