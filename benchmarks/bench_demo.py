@@ -26,7 +26,7 @@ import time
 import torch
 
 from rnnkit.tools import demo
-from rnnkit.tools.allocator import keep_freed_memory, unavailable
+from rnnkit.tools.allocator import add_malloc_option, follow_malloc_option, unavailable
 
 
 def bare_step_chars_per_second(cell: str, steps: int) -> float:
@@ -74,13 +74,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--cells", default="lstm,gru")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--malloc-as-is", action="store_true", help="leave glibc malloc's thresholds as they are")
+    add_malloc_option(parser, "each measuring process keeps the memory it frees")
     parser.add_argument("--measure", choices=["bare", "demo"], help=argparse.SUPPRESS)  # (the child processes)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.measure:
-        if not args.malloc_as_is:
-            keep_freed_memory()
+        follow_malloc_option(args.malloc_as_is)
         measure = bare_step_chars_per_second if args.measure == "bare" else demo_chars_per_second
         print(measure(args.cells, args.steps))
         return

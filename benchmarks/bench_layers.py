@@ -22,7 +22,7 @@ if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
 
 import torch  # noqa: E402
 
-from rnnkit.tools.allocator import keep_freed_memory  # noqa: E402
+from rnnkit.tools.allocator import add_malloc_option, follow_malloc_option  # noqa: E402
 from rnnkit.tools.bench import SHAPES, compare  # noqa: E402
 from rnnkit.tools.bench_report import plot_ratios, speed_table  # noqa: E402
 
@@ -31,17 +31,14 @@ parser.add_argument("--out", help="write the rows as JSON here")
 parser.add_argument("--plot", help="write the ratios as a PNG bar chart here (log scale)")
 parser.add_argument("--quick", action="store_true", help="first shape only, no jax")
 parser.add_argument("--markdown", help="write the README's speed table (markdown) here")
-parser.add_argument("--malloc-as-is", action="store_true",
-                    help="leave glibc malloc's thresholds as they are (by default they are fixed high, for this "
-                         "process and the Keras-on-jax subprocess alike: rnnkit.tools.allocator)")
+add_malloc_option(parser, "they are fixed high, for this process and the Keras-on-jax subprocess alike")
 args = parser.parse_args()
 torch.set_num_threads(2)
-if not args.malloc_as_is:
-    # Freed memory kept in the process, as `rnnkit demo` and bench_demo.py keep it: under glibc's default
-    # thresholds, which move with the frees a process happens to see, a call's large tensors land on fresh pages
-    # in some processes and stretches of a run and not in others (the masked LSTM at (32,1000,32,64) took
-    # 7.7 ms against torch.nn and 15.3 ms a few minutes later against Keras on jax, in two runs of three)
-    print(f"freed memory kept: {keep_freed_memory() or 'yes'}")
+# Freed memory kept in the process, as `rnnkit demo` and bench_demo.py keep it: under glibc's default thresholds,
+# which move with the frees a process happens to see, a call's large tensors land on fresh pages in some processes
+# and stretches of a run and not in others (the masked LSTM at (32,1000,32,64) took 7.7 ms against torch.nn and
+# 15.3 ms a few minutes later against Keras on jax, in two runs of three)
+print(follow_malloc_option(args.malloc_as_is))
 shapes = SHAPES[:1] if args.quick else SHAPES
 against = ("torch", "keras") if args.quick else ("torch", "keras", "jax")
 rows = compare(shapes=shapes, against=against)

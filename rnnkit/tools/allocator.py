@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import platform
 import sys
+from typing import Any
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -68,6 +69,18 @@ def keep_freed_memory() -> str | None:
         return "mallopt refused the trim threshold"
     _KEPT.update(MALLOC_MMAP_THRESHOLD_=mmap_threshold, MALLOC_TRIM_THRESHOLD_=TRIM_THRESHOLD)
     return None
+
+
+def add_malloc_option(parser: Any, kept: str) -> None:
+    """``--malloc-as-is`` for a command that keeps freed memory by default (``kept``: what it keeps, in words)."""
+    parser.add_argument("--malloc-as-is", action="store_true",
+                        help=f"leave glibc malloc's thresholds as they are (by default {kept}: "
+                             "rnnkit.tools.allocator)")
+
+
+def follow_malloc_option(malloc_as_is: bool) -> str:
+    """:func:`keep_freed_memory` unless ``--malloc-as-is`` was given; what was done, in words."""
+    return "glibc malloc as it is" if malloc_as_is else f"freed memory kept: {keep_freed_memory() or 'yes'}"
 
 
 def kept_env() -> dict[str, str]:

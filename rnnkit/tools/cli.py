@@ -18,6 +18,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from rnnkit.tools.allocator import add_malloc_option, follow_malloc_option
+
 CELL_CHOICES = ("lstm", "gru", "simple")
 PEERS = ("torch", "keras", "jax")
 MODES = ("infer", "train")
@@ -95,9 +97,8 @@ def add_demo(subparsers) -> None:
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads (default: torch's own choice); on a busy machine 1 can be faster")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--malloc-as-is", action="store_true",
-                   help="leave glibc malloc's thresholds as they are (by default the demo keeps the memory it "
-                        "frees: the same training step then runs at one speed, not one per process)")
+    add_malloc_option(p, "the demo keeps the memory it frees: the same training step then runs at one speed, "
+                         "not one per process")
     p.set_defaults(handler=run_demo)
 
 
@@ -113,10 +114,7 @@ def run_demo(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if not args.malloc_as_is:
-        from rnnkit.tools.allocator import keep_freed_memory
-
-        keep_freed_memory()  # (elsewhere than glibc: nothing to do)
+    follow_malloc_option(args.malloc_as_is)  # (elsewhere than glibc: nothing to do)
     demo.run(steps=args.steps, out=args.out, cell=args.cell, seed=args.seed, progress=not args.no_progress)
     return 0
 
@@ -142,9 +140,8 @@ def add_bench(subparsers) -> None:
     p.add_argument("--mode", type=choice_list(MODES), default=MODES, metavar="MODES",
                    help="comma-separated modes: infer (forward, no_grad), train (forward + backward) "
                         "(default: infer,train)")
-    p.add_argument("--malloc-as-is", action="store_true",
-                   help="leave glibc malloc's thresholds as they are (by default freed memory is kept, in this "
-                        "process and the Keras-on-jax subprocess alike, as benchmarks/bench_layers.py does)")
+    add_malloc_option(p, "freed memory is kept, in this process and the Keras-on-jax subprocess alike, as "
+                         "benchmarks/bench_layers.py does")
     p.set_defaults(handler=run_bench)
 
 
@@ -172,10 +169,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if not against:
         return 1
     extras = args.layer == "all" and args.shape is None
-    if not args.malloc_as_is:
-        from rnnkit.tools.allocator import keep_freed_memory
-
-        keep_freed_memory()  # (elsewhere than glibc: nothing to do)
+    follow_malloc_option(args.malloc_as_is)
     bench.compare(cells=cells, shapes=shapes, against=against, modes=args.mode, extras=extras,
                   log=lambda line: print(line, flush=True))
     return 0
