@@ -68,16 +68,16 @@ SPLIT_STEP_THREADS = 1
 SPLIT_ONE_THREAD_UP_TO = 16
 
 
-def compiled_loop(layer: Any, device_type: str, split: bool = False, one_thread: bool = False,
-                  variant: tuple = ()) -> Any:
-    """``torch.compile`` of ``layer.loop``, made on first use per device type, kind of step (``split``: the
-    split step's recurrent part; ``one_thread``: its kernels on ``SPLIT_STEP_THREADS`` threads) and ``variant``
-    (what else tells its graphs apart: :func:`run_compiled` gives training, grad mode and the chunk's length)
-    and kept on the layer. Each is compiled from its own copy of the code (:func:`own_code`)."""
+def compiled_loop(layer: Any, kind: tuple, steps: int) -> Any:
+    """``torch.compile`` of ``layer.loop`` for chunks of ``steps`` steps, made on first use per ``kind`` of loop
+    (:func:`loop_kind`: device type, split step or whole, the split step's kernels on ``SPLIT_STEP_THREADS``
+    threads or not, training, grad mode) and length, and kept on the layer. Each is compiled from its own copy
+    of the code (:func:`own_code`)."""
     loops = layer.__dict__.setdefault("_compiled_loops", {})  # (layers pickled before it have none)
-    key = (device_type, split, one_thread, *variant)
+    key = (*kind, steps)
     compiled = loops.get(key)
     if compiled is None:
+        device_type, _, one_thread = kind[:3]
         options: dict[str, Any] | None = None
         if device_type == "cpu":
             options = {"cpp_wrapper": True, **({"cpp.threads": SPLIT_STEP_THREADS} if one_thread else {})}
@@ -108,12 +108,10 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     """``layer.loop(hoisted, x, states, mask, training, constants)``'s ``(last, outputs, new_states)`` through
     the compiled loop, ``CHUNK`` steps at a time (``x`` batch-major ``(B, T, ...)``, ``mask`` ``(B, T)``)."""
     split = None if hoisted else split_for(layer, x, states, training, constants)
-    kind = (x.device.type, split is not None, split is not None and x.shape[0] <= SPLIT_ONE_THREAD_UP_TO, training,
-            torch.is_grad_enabled())  # (compiled_loop's key but the chunk's length)
+    kind = loop_kind(x, split is not None, training)
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
-        steps = flatten(args[1])[0].shape[1]
-        return compiled_loop(layer, *kind[:3], (*kind[3:], steps))(*args)
+        return compiled_loop(layer, kind, flatten(args[1])[0].shape[1])(*args)
 
     weights = None
     inputs: Any = x
@@ -145,9 +143,15 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     return last, torch.cat(outputs, 1) if layer.return_sequences else outputs[-1], states
 
 
+def loop_kind(x: torch.Tensor, split: bool, training: bool) -> tuple:
+    """What tells a layer's compiled loops apart but the chunk's length: ``(device type, split, one thread,
+    training, grad mode)``."""
+    return x.device.type, split, split and x.shape[0] <= SPLIT_ONE_THREAD_UP_TO, training, torch.is_grad_enabled()
+
+
 def chunk_sizes(layer: Any, kind: tuple, steps: int) -> list[int]:
     """The lengths of the chunks a sequence of ``steps`` runs in: ``CHUNK`` steps each, then the rest as it is
-    where ``kind`` (:func:`compiled_loop`'s key but the length) has it compiled or fewer than ``EXACT_LENGTHS``
+    where ``kind`` (:func:`loop_kind`) has it compiled or fewer than ``EXACT_LENGTHS``
     other lengths compiled, else in powers of two, the largest first."""
     sizes = [CHUNK] * (steps // CHUNK)
     rest = steps % CHUNK
