@@ -22,6 +22,17 @@ On the CPU the compiled code's wrapper is C++ as well (inductor's
 ``cpp_wrapper``): each step's kernel and matrix-product calls then cost no
 Python, about 20-30% faster training than with the Python wrapper, for 1.5-4x
 the compile time; see ``benchmarks/`` for what it buys.
+
+Measured and not taken (torch 2.13, 2 cores, ``h = tanh(x W + h R)``, alternating in one process):
+
+* torch's ``scan`` (``torch._higher_order_ops.scan``: one loop in the graph, so no chunks and a compile time
+  that does not grow with the length). Inductor lowers it to a ``while_loop`` that reads its step index with
+  ``.item()`` (it needs ``capture_scalar_outputs``), and in training the step must return copies of its outputs
+  (its partitioned step otherwise returns one tensor twice and fails the aliasing check). Then at (1, 1,000
+  steps, 32 features, 64 units): inference as fast as the chunks (3.3 ms each), training 1.8x as slow (19.4 vs
+  10.9 ms), compiled in as long (21 vs 22 s, empty caches).
+* inductor's ``cpp.use_decompose_tanh`` (``tanh(a) = 2 / (1 + exp(-2a)) - 1``): inference 10-14% faster,
+  training 2-5%, but its error near zero is absolute (about 1e-7), not relative as ``tanh``'s is.
 """
 
 from __future__ import annotations
