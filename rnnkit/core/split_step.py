@@ -106,7 +106,8 @@ class SplitStep:
 # no step reads these as values to bake in.
 _BOOKKEEPING = frozenset(vars(torch.nn.Module())) | {
     "_activity_losses", "_auto_config", "_auto_config_problem", "_build_shape", "_weight_records", "_generator",
-    "_generation", "_dropout_masks", "_recurrent_dropout_masks", "_compiled_loops", "_split_steps", "_call_plans"}
+    "_generation", "_dropout_masks", "_recurrent_dropout_masks", "_compiled_loops", "_split_steps", "_call_plans",
+    "_compile_log"}
 
 
 class _Unknown(Exception):

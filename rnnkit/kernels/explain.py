@@ -23,7 +23,9 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
     half's plan. A mask never changes the path, only how the fused path
     runs; ``plan.detail`` names the kernel (``torch.lstm``..., or ``native
     kernel``: :mod:`rnnkit.kernels.native`, with the reason when it cannot be
-    had) and how masked rows run.
+    had) and how masked rows run. For ``RNN(..., compile=True)`` off the fused
+    path, ``plan.detail`` says what the compiled loop has compiled so far and
+    how long its compiling calls took.
     """
     if not getattr(layer, "built", True):
         layer.build_from(inputs)
@@ -41,6 +43,9 @@ def explain(layer: Any, inputs: Any, mask: Any = None, training: bool | None = N
             return Plan(FUSED, blockers, "two kernel calls")
     if plan.path == FUSED:
         return Plan(FUSED, plan.reasons, kernel_detail(call))
+    compiled = target.compiled_report() if hasattr(target, "compiled_report") else None
+    if compiled is not None:  # RNN(..., compile=True): its loop compiled, and what that cost
+        return Plan(plan.path, plan.reasons, compiled)
     return plan
 
 

@@ -37,10 +37,12 @@ Measured and not taken (torch 2.13, 2 cores, ``h = tanh(x W + h R)``, alternatin
 
 from __future__ import annotations
 
+import time
 import types
 from typing import Any
 
 import torch
+from torch._dynamo.utils import counters
 
 from rnnkit.core.protocol import reset_dropout
 from rnnkit.core.split_step import SplitStep, python_state, split_step
@@ -122,7 +124,12 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     kind = loop_kind(x, split is not None, training)
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
-        return compiled_loop(layer, kind, flatten(args[1])[0].shape[1])(*args)
+        compiled = compiled_loop(layer, kind, flatten(args[1])[0].shape[1])
+        compiles, start = _compilations(), time.perf_counter()
+        result = compiled(*args)
+        if _compilations() != compiles:  # this call compiled (a new loop, or dynamo's guards failed: new shapes)
+            layer.__dict__.setdefault("_compile_log", []).append(time.perf_counter() - start)
+        return result
 
     weights = None
     inputs: Any = x
@@ -152,6 +159,22 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
         outputs.append(out)
     assert last is not None
     return last, torch.cat(outputs, 1) if layer.return_sequences else outputs[-1], states
+
+
+def _compilations() -> int:
+    """Dynamo's count of frames it set out to compile in this process (it grows by one per compilation)."""
+    return counters["frames"]["total"]
+
+
+def compile_report(layer: Any) -> str:
+    """What ``compile=True`` has compiled for ``layer`` so far, for :func:`rnnkit.explain`: the number of
+    compilations (each new chunk length, kind of call and, under dynamo's guards, batch size, dtype or traced step
+    compiles once) and the seconds their first calls took, compilation included."""
+    log = layer.__dict__.get("_compile_log", [])
+    how = f"torch.compile in chunks of up to {CHUNK} steps"
+    if not log:
+        return f"{how}; nothing compiled yet: the first call compiles"
+    return f"{how}; {len(log)} compilation{'s' if len(log) > 1 else ''} so far, {sum(log):.1f} s"
 
 
 def loop_kind(x: torch.Tensor, split: bool, training: bool) -> tuple:

@@ -48,7 +48,7 @@ from rnnkit.kernels.ops import autocast_dtype_for
 from rnnkit.kernels.path import FUSED, HOISTED, Plan, check_use_fused, select_path
 from rnnkit.kernels.spec import capturing_graph, spec_for, zero_initial
 from rnnkit.layers.call_plan import call_with_plan, keep_plan
-from rnnkit.layers.compiled_loop import run_compiled
+from rnnkit.layers.compiled_loop import compile_report, run_compiled
 from rnnkit.layers.prepared import PreparedCall, shortcut_call
 from rnnkit.layers.state_buffers import StateBuffers
 
@@ -101,7 +101,12 @@ class RNN(StateBuffers, Layer):
 
     def __getstate__(self) -> dict:
         # copies and pickles compile their own loop (the compiled one is bound to this instance)
-        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _call_plans={})
+        return dict(super().__getstate__(), _compiled_loops={}, _split_steps={}, _call_plans={}, _compile_log=[])
+
+    def compiled_report(self) -> str | None:
+        """With ``compile=True``, what its compiled loop has compiled so far and the seconds the compiling calls
+        took (:func:`rnnkit.layers.compiled_loop.compile_report`; shown by :func:`rnnkit.explain`); else None."""
+        return compile_report(self) if self.compile_loop else None
 
     @property
     def cell(self) -> Any:

@@ -213,3 +213,31 @@ def test_dropout_masks_are_drawn_once_per_sequence_across_chunks(monkeypatch):
         torch.manual_seed(5)
         outs.append(layer(x, training=True))
     assert torch.equal(outs[0], outs[1])
+
+
+def test_explain_reports_what_was_compiled_and_how_long_it_took(monkeypatch):
+    """``rnnkit.explain`` of a compile=True layer: nothing compiled before the first call; then one compilation
+    per chunk length (3 steps in chunks of 2: two), none more for the same call, two more for a new batch size
+    (dynamo's guards on the shapes), each with the seconds its first call took; a copy starts afresh."""
+    import copy
+
+    monkeypatch.setattr(compiled_loop, "CHUNK", 2)
+    plain, compiled = _pair(return_sequences=True)
+    x = torch.randn(4, 3, 2)
+    assert plain.compiled_report() is None
+    assert "torch.compile" not in str(rnnkit.explain(plain, x))
+    plan = rnnkit.explain(compiled, x)
+    assert plan.path == "generic"
+    assert plan.detail == "torch.compile in chunks of up to 2 steps; nothing compiled yet: the first call compiles"
+    with torch.no_grad():
+        compiled(x)
+        assert len(compiled._compile_log) == 2 and all(s > 0 for s in compiled._compile_log)
+        compiled(x)
+        assert len(compiled._compile_log) == 2
+        compiled(torch.randn(3, 3, 2))
+    log = compiled._compile_log
+    assert len(log) == 4
+    assert rnnkit.explain(compiled, x).detail == (
+        f"torch.compile in chunks of up to 2 steps; 4 compilations so far, {sum(log):.1f} s")
+    assert "nothing compiled yet" in copy.deepcopy(compiled).compiled_report()
+    torch._dynamo.reset()
