@@ -124,11 +124,13 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     kind = loop_kind(x, split is not None, training)
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
-        compiled = compiled_loop(layer, kind, flatten(args[1])[0].shape[1])
-        compiles, start = _compilations(), time.perf_counter()
-        result = compiled(*args)
-        if _compilations() != compiles:  # this call compiled (a new loop, or dynamo's guards failed: new shapes)
-            layer.__dict__.setdefault("_compile_log", []).append(time.perf_counter() - start)
+        steps = flatten(args[1])[0].shape[1]
+        frames, start = _frames(), time.perf_counter()
+        result = compiled_loop(layer, kind, steps)(*args)
+        now = _frames()
+        if now != frames:  # dynamo set out to compile (a new loop, or its guards failed: new shapes, say)
+            seconds = time.perf_counter() - start if now[1] != frames[1] else None  # (None: it gave up)
+            layer.__dict__.setdefault("_compile_log", []).append(((*kind, steps), seconds))
         return result
 
     weights = None
@@ -161,20 +163,29 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     return last, torch.cat(outputs, 1) if layer.return_sequences else outputs[-1], states
 
 
-def _compilations() -> int:
-    """Dynamo's count of frames it set out to compile in this process (it grows by one per compilation)."""
-    return counters["frames"]["total"]
+def _frames() -> tuple[int, int]:
+    """Dynamo's counts of the frames it set out to compile in this process and of those it compiled."""
+    frames = counters["frames"]
+    return frames["total"], frames["ok"]
 
 
 def compile_report(layer: Any) -> str:
     """What ``compile=True`` has compiled for ``layer`` so far, for :func:`rnnkit.explain`: the number of
     compilations (each new chunk length, kind of call and, under dynamo's guards, batch size, dtype or traced step
-    compiles once) and the seconds their first calls took, compilation included."""
+    compiles once) and the seconds their calls took, compilation included; and the compilations dynamo gave up
+    (past its ``recompile_limit`` per kind of chunk, or a failure), whose shapes run uncompiled."""
     log = layer.__dict__.get("_compile_log", [])
     how = f"torch.compile in chunks of up to {CHUNK} steps"
+    done = [seconds for _, seconds in log if seconds is not None]
     if not log:
         return f"{how}; nothing compiled yet: the first call compiles"
-    return f"{how}; {len(log)} compilation{'s' if len(log) > 1 else ''} so far, {sum(log):.1f} s"
+    text = f"{how}; {len(done)} compilation{'' if len(done) == 1 else 's'} so far, {sum(done):.1f} s"
+    refused = len(log) - len(done)
+    if refused:
+        limit = torch._dynamo.config.recompile_limit
+        text += (f"; {refused} not compiled, run uncompiled (dynamo's limit of {limit} compilations per kind of "
+                 "chunk, or a failure)")
+    return text
 
 
 def loop_kind(x: torch.Tensor, split: bool, training: bool) -> tuple:

@@ -218,7 +218,8 @@ def test_dropout_masks_are_drawn_once_per_sequence_across_chunks(monkeypatch):
 def test_explain_reports_what_was_compiled_and_how_long_it_took(monkeypatch):
     """``rnnkit.explain`` of a compile=True layer: nothing compiled before the first call; then one compilation
     per chunk length (3 steps in chunks of 2: two), none more for the same call, two more for a new batch size
-    (dynamo's guards on the shapes), each with the seconds its first call took; a copy starts afresh."""
+    (dynamo's guards on the shapes), each with the seconds its call took; past dynamo's recompile limit, the
+    compilations it gave up (those calls run uncompiled, with the same numbers); a copy starts afresh."""
     import copy
 
     monkeypatch.setattr(compiled_loop, "CHUNK", 2)
@@ -231,13 +232,21 @@ def test_explain_reports_what_was_compiled_and_how_long_it_took(monkeypatch):
     assert plan.detail == "torch.compile in chunks of up to 2 steps; nothing compiled yet: the first call compiles"
     with torch.no_grad():
         compiled(x)
-        assert len(compiled._compile_log) == 2 and all(s > 0 for s in compiled._compile_log)
+        log = compiled._compile_log
+        assert [key[-1] for key, _ in log] == [2, 1] and all(seconds > 0 for _, seconds in log)
         compiled(x)
-        assert len(compiled._compile_log) == 2
+        assert len(log) == 2
         compiled(torch.randn(3, 3, 2))
-    log = compiled._compile_log
-    assert len(log) == 4
+        assert len(log) == 4
+        seconds = sum(s for _, s in log)
+        assert rnnkit.explain(compiled, x).detail == (
+            f"torch.compile in chunks of up to 2 steps; 4 compilations so far, {seconds:.1f} s")
+        monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)  # (each chunk length has compiled twice)
+        x5 = torch.randn(5, 3, 2)
+        torch.testing.assert_close(compiled(x5), plain(x5), rtol=1e-5, atol=1e-6)
+    assert [s for _, s in log[4:]] == [None, None]
     assert rnnkit.explain(compiled, x).detail == (
-        f"torch.compile in chunks of up to 2 steps; 4 compilations so far, {sum(log):.1f} s")
+        f"torch.compile in chunks of up to 2 steps; 4 compilations so far, {seconds:.1f} s; 2 not compiled, run "
+        "uncompiled (dynamo's limit of 2 compilations per kind of chunk, or a failure)")
     assert "nothing compiled yet" in copy.deepcopy(compiled).compiled_report()
     torch._dynamo.reset()
