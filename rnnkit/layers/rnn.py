@@ -376,17 +376,9 @@ class RNN(StateBuffers, Layer):
 
     # ----------------------------------------------------------------- config
     def _rnn_config(self) -> dict:
-        return {
-            "return_sequences": self.return_sequences,
-            "return_state": self.return_state,
-            "go_backwards": self.go_backwards,
-            "stateful": self.stateful,
-            "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask,
-            "time_major": self.time_major,
-            "use_fused": self.use_fused,
-            "compile": self.compile_loop,
-        }
+        names = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
+                 "time_major", "use_fused")
+        return {**{name: getattr(self, name) for name in names}, "compile": self.compile_loop}
 
     def get_config(self) -> dict:
         config = super().get_config()
