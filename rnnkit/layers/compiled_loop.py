@@ -123,8 +123,12 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
     split = None if hoisted else split_for(layer, x, states, training, constants)
     kind = loop_kind(x, split is not None, training)
 
+    logged = not capturing_graph()  # (inside another graph's capture, what compiles is not this loop)
+
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
         steps = flatten(args[1])[0].shape[1]
+        if not logged:
+            return compiled_loop(layer, kind, steps)(*args)
         frames, start = _frames(), time.perf_counter()
         result = compiled_loop(layer, kind, steps)(*args)
         now = _frames()
@@ -176,9 +180,9 @@ def compile_report(layer: Any) -> str:
     (past its ``recompile_limit`` per kind of chunk, or a failure), whose shapes run uncompiled."""
     log = layer.__dict__.get("_compile_log", [])
     how = f"torch.compile in chunks of up to {CHUNK} steps"
-    done = [seconds for _, seconds in log if seconds is not None]
     if not log:
         return f"{how}; nothing compiled yet: the first call compiles"
+    done = [seconds for _, seconds in log if seconds is not None]
     text = f"{how}; {len(done)} compilation{'' if len(done) == 1 else 's'} so far, {sum(done):.1f} s"
     refused = len(log) - len(done)
     if refused:

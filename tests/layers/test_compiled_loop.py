@@ -250,3 +250,15 @@ def test_explain_reports_what_was_compiled_and_how_long_it_took(monkeypatch):
         "uncompiled (dynamo's limit of 2 compilations per kind of chunk, or a failure)")
     assert "nothing compiled yet" in copy.deepcopy(compiled).compiled_report()
     torch._dynamo.reset()
+
+
+def test_a_compile_true_layer_inside_another_capture_logs_nothing():
+    """Inside another graph's capture (here ``torch.compile`` of the layer, eager backend) what compiles is that
+    graph, not the layer's loop: nothing is logged (dynamo's own frames there are not the layer's), the numbers
+    are the plain layer's."""
+    plain, compiled = _pair(return_sequences=True)
+    x = torch.randn(4, 3, 2)
+    torch.testing.assert_close(torch.compile(compiled, backend="eager")(x), plain(x))
+    assert "_compile_log" not in compiled.__dict__
+    assert "nothing compiled yet" in compiled.compiled_report()
+    torch._dynamo.reset()
