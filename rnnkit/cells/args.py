@@ -79,7 +79,8 @@ ARGS: dict[str, str] = {
     "use_cudnn": "Keras's name for ``use_fused``; any value but ``\"auto\"`` (or ``None``) overrides it.",
     "compile": "Run the loop through ``torch.compile`` (compiled on first use, per length of at most 32 steps: "
                "longer sequences run in chunks; see ``rnnkit.layers.compiled_loop``; each new batch size, "
-               "training mode or grad mode compiles again, a few seconds each). A custom cell's step is "
+               "training mode or grad mode compiles again, seconds to tens of seconds each: "
+               "``rnnkit.explain`` reports them). A custom cell's step is "
                "traced, as compiling assumes it can be (a function of its inputs, states and weights): its ops "
                "on the input alone run once over all steps before the loop (``rnnkit.core.split_step``).",
     # ----------------------------------------------------------------- Layer

@@ -127,10 +127,11 @@ def run_compiled(layer: Any, hoisted: bool, x: torch.Tensor, states: list, mask:
 
     def loop(*args):  # (``layer.loop``'s arguments: the chunk's length, of its inputs, picks the compiled loop)
         steps = flatten(args[1])[0].shape[1]
+        compiled = compiled_loop(layer, kind, steps)
         if not logged:
-            return compiled_loop(layer, kind, steps)(*args)
+            return compiled(*args)
         frames, start = _frames(), time.perf_counter()
-        result = compiled_loop(layer, kind, steps)(*args)
+        result = compiled(*args)
         now = _frames()
         if now != frames:  # dynamo set out to compile (a new loop, or its guards failed: new shapes, say)
             seconds = time.perf_counter() - start if now[1] != frames[1] else None  # (None: it gave up)
