@@ -33,6 +33,22 @@ Measured and not taken (torch 2.13, 2 cores, ``h = tanh(x W + h R)``, alternatin
   10.9 ms), compiled in as long (21 vs 22 s, empty caches).
 * inductor's ``cpp.use_decompose_tanh`` (``tanh(a) = 2 / (1 + exp(-2a)) - 1``): inference 10-14% faster,
   training 2-5%, but its error near zero is absolute (about 1e-7), not relative as ``tanh``'s is.
+* an inductor pass (``post_grad_custom_post_pass``) turning the backward's sum of per-step weight products
+  ``sum_t h_{t-1}^T dz_t`` into one product of their concatenations (alone, 20 products at (batch 128, 64 units)
+  took 218 us, the one product 100): in the compiled backward no faster (paired medians 1.01 at (128, 20, 32,
+  64), 0.94 at (32, 100, 64, 128), 1.02 at (64, 50, 128, 256)): the concatenation copies the saved states that
+  the per-step products read in place.
+* an ``autograd.Function`` of our own around inductor's forward and backward graphs (AOT autograd's partition,
+  compiled with ``compile_fx_inner``), without dynamo's guards and AOT autograd's runtime wrappers: a training
+  call of a 4-step chunk 0.20 vs 0.31 ms, the recurrent part at (128, 20, 32, 64) 2.05 vs 2.14 ms. It would
+  reimplement AOT autograd's calling convention (aliased outputs, the tangents' layouts, which inputs need
+  gradients, random ops); a prototype got aliased outputs wrong.
+
+Where a training call's time goes at (128, 20, 32, 64), ``h = tanh(x W + h R)``: the compiled loop called as a
+plain function, with the input projection written by hand, takes about Keras-on-jax's time (1.9-2.3 ms, XLA
+2.0-2.4 ms as the machine's load moved); the layer adds about 0.2 ms per call, in pieces of 5-40 us each (the
+arguments' checks and initial states, the split step's key with its snapshot of the cell's attributes, the input
+part's FX module call, dynamo's guards on the layer's loop, the chunk bookkeeping).
 """
 
 from __future__ import annotations
