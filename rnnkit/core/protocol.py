@@ -33,6 +33,8 @@ def call_accepts(fn: Any, arg: str) -> bool:
     Containers ask this for every layer on every call, so the answer is kept
     per underlying function (a bound method's ``__func__``) and ``arg``.
     """
+    if torch.compiler.is_compiling():  # (dynamo cannot trace the weak cache: the answer is read as it is traced)
+        return _call_accepts(fn, arg)
     key = getattr(fn, "__func__", fn)
     try:
         answers = _ACCEPTS.setdefault(key, {})

@@ -225,8 +225,8 @@ def keep_plan(layer: RNN, x: torch.Tensor, training: Any, initial_state: bool = 
     """After a plain call (no mask or constants; ``initial_state``: whether it was given states) of ``layer``
     on the general route: on the second call in a row with the same facts, keep a plan for calls like it, or
     the facts it was declined for. (A layer called with ever-changing shapes makes no plan.)"""
-    if "_keras_mask" in x.__dict__:
-        return  # (plans are for calls without masks only)
+    if "_keras_mask" in x.__dict__ or not _plain_now():
+        return  # (plans are for plain eager calls without masks only; under torch.func the weights have no storage)
     key = _call_facts(layer, x, training, initial_state)
     plans = layer.__dict__.setdefault("_call_plans", {})  # (layers pickled before plans have none)
     slot = (x.shape, initial_state, torch.is_grad_enabled())

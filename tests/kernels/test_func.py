@@ -74,3 +74,32 @@ def test_vmap_over_stacked_model_parameters(lstm):
     got = vmap(lambda p, b: functional_call(lstm, (p, b), (x,)))(params, buffers)
     for i, m in enumerate(members):
         torch.testing.assert_close(got[i], m(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: rnnkit.SimpleRNN(4), lambda: rnnkit.LSTM(4, return_sequences=True),
+                                  lambda: rnnkit.RNN(rnnkit.GRUCell(4))], ids=["simple", "lstm", "rnn-gru"])
+def test_grad_and_vmap_with_initial_states_after_planned_calls(make):
+    """Given initial states, a plain eager call keeps a plan for the next ones (rnnkit.layers.call_plan); under
+    torch.func the weights are wrappers without storage, and neither the plan nor its bookkeeping may read them."""
+    torch.manual_seed(1)
+    layer = make()
+    layer.build((3, 5, 3))
+    layer.double()
+    x = torch.randn(3, 5, 3, dtype=torch.float64)
+    states = [torch.randn(3, 4, dtype=torch.float64) for _ in range(2 if isinstance(layer.cell, rnnkit.LSTMCell)
+                                                                         else 1)]
+    params = {k: v.detach() for k, v in layer.named_parameters()}
+    loss = lambda p: functional_call(layer, p, (x,), {"initial_state": states}).square().sum()  # noqa: E731
+    for _ in range(3):  # before any plan, then with one kept from the eager calls in between
+        got = grad(loss)(params)
+        want = torch.autograd.grad(layer(x, initial_state=states).square().sum(), list(layer.parameters()))
+        for (name, g), w in zip(got.items(), want):
+            torch.testing.assert_close(g, w, rtol=1e-9, atol=1e-12, msg=name)
+    members = [copy.deepcopy(layer) for _ in range(2)]
+    with torch.no_grad():
+        for p in members[1].parameters():
+            p.mul_(0.5)
+    stacked, buffers = stack_module_state(members)
+    got = vmap(lambda p, b: functional_call(layer, (p, b), (x,), {"initial_state": states}))(stacked, buffers)
+    for i, m in enumerate(members):
+        torch.testing.assert_close(got[i], m(x, initial_state=states), rtol=0, atol=1e-12)
