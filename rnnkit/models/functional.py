@@ -20,7 +20,9 @@ Calling a layer on symbolic tensors records a node (``rnnkit.engine.symbolic``);
     return values of outputs
 
 A layer used by several nodes (a shared layer) is one module with one set
-of weights. ``model.layers`` lists every layer once, in first-call order.
+of weights. ``model.layers`` lists every layer once, in Keras 3's order
+(:func:`_keras_layer_order`): Keras's files name a model's layers by class,
+numbered in that order, so weights line up with Keras's only in it.
 """
 
 from __future__ import annotations
@@ -97,10 +99,7 @@ class Model(Layer):
             if t.node is not None:
                 raise ValueError(f"{self.name}: inputs must be rnnkit.Input tensors, got a layer output {t}")
         nodes = _nodes_between(ins, outs, self.name)
-        layers: list[torch.nn.Module] = []
-        for node in nodes:
-            if not any(node.layer is seen for seen in layers):
-                layers.append(node.layer)
+        layers = _keras_layer_order(outs)
         self.layers = torch.nn.ModuleList(layers)
         index_of_layer = {id(layer): i for i, layer in enumerate(layers)}
         keys: dict[int, tuple] = {id(t): ("input", i) for i, t in enumerate(ins)}
@@ -267,3 +266,41 @@ def _nodes_between(inputs: list, outputs: list, owner: str) -> list[Node]:
     for t in outputs:
         visit(t, ())
     return order
+
+
+def _keras_layer_order(outputs: list) -> list[torch.nn.Module]:
+    """The layers that make ``outputs``, once each, in the order Keras 3 lists a functional model's
+    (``keras.src.ops.function.map_graph``): by depth, the layers farthest from the outputs first (a layer's
+    depth: its calls' largest number of calls between it and an output), a depth's layers in the order a
+    depth-first walk from the outputs (each call's tensors in order, keyword arguments by name) first meets
+    them."""
+    first_seen: dict[int, int] = {}
+    finished: set[int] = set()
+    walked: list[Node] = []  # calls, parents before children
+
+    def parents(node: Node) -> list[SymbolicTensor]:
+        read = flatten([node.inputs, [node.kwargs[k] for k in sorted(node.kwargs)]])
+        return [t for t in read if isinstance(t, SymbolicTensor)]
+
+    def visit(t: SymbolicTensor) -> None:
+        node = t.node
+        if node is None or id(node) in finished:
+            return
+        first_seen.setdefault(id(node.layer), len(first_seen))
+        for parent in parents(node):
+            visit(parent)
+        finished.add(id(node))
+        walked.append(node)
+
+    for t in outputs:
+        visit(t)
+    node_depth: dict[int, int] = {}
+    layer_depth: dict[int, int] = {}
+    for node in reversed(walked):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        node_depth[id(node)] = layer_depth[id(node.layer)] = depth
+        for parent in parents(node):
+            if parent.node is not None:
+                node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
+    layers = {id(node.layer): node.layer for node in walked}
+    return sorted(layers.values(), key=lambda layer: (-layer_depth[id(layer)], first_seen[id(layer)]))

@@ -95,3 +95,37 @@ def test_input_shape_without_batch_or_time_axis_is_refused(tmp_path):
     model(torch.zeros(2, 4, 3))
     with pytest.raises(ValueError, match="no batch axis or time axis"):
         rnnkit.save_keras_model(model, tmp_path / "m.keras", input_shape=(4, 3))
+
+
+def _branches(layers, make_input, make_model, deep_first: bool):
+    """Two inputs; same-class layers in branches of different depths, so that Keras's layer order (deepest
+    first) differs from the order of the calls."""
+    a, b = make_input((5, 4), name="a"), make_input((5, 4), name="b")
+    shallow = layers.LSTM(3, name="lstm_a")(a)
+    deep = layers.Dense(2, name="head")(layers.LSTM(3, name="lstm_b")(layers.SimpleRNN(4, return_sequences=True,
+                                                                                       name="rnn_b")(b)))
+    other = layers.SimpleRNN(2, name="rnn_a")(a)
+    return make_model([a, b], [deep, shallow, other] if deep_first else [shallow, other, deep])
+
+
+@pytest.mark.parametrize("deep_first", [False, True])
+def test_functional_layers_in_keras_order_and_weight_files_line_up(keras, tmp_path, deep_first):
+    """Keras 3 names a functional model's layers in its files by class, numbered in its own layer order (by depth
+    from the outputs, then by a walk from them), not in call order: rnnkit's ``model.layers`` follows it, so
+    weights saved by either side load into the right layers of the other (same-shape layers swapped before)."""
+    km = _branches(keras.layers, keras.Input, keras.Model, deep_first)
+    rm = _branches(rnnkit, rnnkit.Input, rnnkit.Model, deep_first)
+    assert [layer.name for layer in rm.layers] == [layer.name for layer in km.layers if layer.name not in ("a", "b")]
+    x = [np.random.RandomState(0).rand(2, 5, 4).astype("float32") for _ in range(2)]
+    want = [np.asarray(t.detach()) for t in km(x)]
+    km.save_weights(tmp_path / "k.weights.h5")
+    rnnkit.load_keras_weights(rm, tmp_path / "k.weights.h5")
+    with torch.no_grad():
+        for g, w in zip(rm(*[torch.tensor(v) for v in x]), want):
+            np.testing.assert_allclose(g.numpy(), w, atol=1e-6)
+    randomize(rm, seed=3)
+    with torch.no_grad():
+        expected = [t.numpy() for t in rm(*[torch.tensor(v) for v in x])]
+    rnnkit.save_keras_model(rm, tmp_path / "r.keras")
+    for g, e in zip(keras_predict(keras, tmp_path / "r.keras", x), expected):
+        np.testing.assert_allclose(g, e, atol=1e-5)
