@@ -101,13 +101,26 @@ def build_layer(spec: dict, ctx: Context) -> torch.nn.Module:
         return from_config(config) if from_config is not None else cls(**config)
     if class_name == "StackedRNNCells":
         cells = [build_layer(c, ctx) for c in config.pop("cells", [])]
-        return cls(cells, **_kwargs(cls, class_name, _legacy(class_name, config, ctx), name, ctx))
+        return _construct(cls, class_name, name, ctx, cells, **_kwargs(cls, class_name, _legacy(class_name, config,
+                                                                                                   ctx), name, ctx))
     for key in ("layer", "backward_layer", "cell"):
         if isinstance(config.get(key), dict):
             config[key] = build_layer(config[key], ctx)
     if class_name in ("Bidirectional",) and "weights" in config:
         config.pop("weights")
-    return cls(**_kwargs(cls, class_name, _legacy(class_name, config, ctx), name, ctx))
+    return _construct(cls, class_name, name, ctx, **_kwargs(cls, class_name, _legacy(class_name, config, ctx), name,
+                                                           ctx))
+
+
+def _construct(cls: type, class_name: str, layer: str, ctx: Context, /, *args: Any, **kwargs: Any) -> torch.nn.Module:
+    """``cls(*args, **kwargs)``; a value rnnkit refuses (an activation or initializer it does not have, say) is a
+    :class:`KerasFileError` naming the file part and the layer."""
+    try:
+        return cls(*args, **kwargs)
+    except KerasFileError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise KerasFileError(f"{ctx.where}: layer {layer!r} ({class_name}): {e}") from e
 
 
 def _legacy(class_name: str, config: dict, ctx: Context) -> dict:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit.io.keras_file import KerasFileError
 
 EXTS = ("keras", "h5")
 
@@ -203,3 +204,19 @@ def test_the_layers_around_recurrent_ones(keras, tmp_path, ext):
     loaded = check(m, [padded_ids(), x_feats], tmp_path, ext)
     classes = {type(layer).__name__ for layer in loaded.layers}
     assert {"TimeDistributed", "Conv1D", "BatchNormalization", "Dot", "Reshape"} <= classes
+
+
+def test_a_value_rnnkit_does_not_have_is_refused_naming_the_file_and_layer(keras, tmp_path):
+    """A Keras file whose layer uses a function of the user's (a registered activation): a KerasFileError that names
+    the file and the layer, and the value (no code from the file is looked up)."""
+
+    @keras.saving.register_keras_serializable(package="rnnkit_test")
+    def scaled_tanh(x):
+        return keras.ops.tanh(x) * 2.0
+
+    model = keras.Sequential([keras.Input((4, 3)), keras.layers.SimpleRNN(2, activation=scaled_tanh, name="odd")])
+    path = tmp_path / "custom_activation.keras"
+    model.save(path)
+    with pytest.raises(KerasFileError, match=r"custom_activation\.keras.*layer 'odd' \(SimpleRNN\): Unknown "
+                                                    r"activation 'rnnkit_test>scaled_tanh'"):
+        rnnkit.load_keras_model(path)
