@@ -62,8 +62,9 @@ class Node:
         return str(getattr(self.layer, "name", type(self.layer).__name__))
 
     def parents(self) -> list[SymbolicTensor]:
-        """Every symbolic tensor this call reads."""
-        return [t for t in flatten([self.inputs, list(self.kwargs.values())]) if isinstance(t, SymbolicTensor)]
+        """Every symbolic tensor this call reads: its inputs, then its keyword arguments by name (Keras's order)."""
+        read = flatten([self.inputs, [self.kwargs[k] for k in sorted(self.kwargs)]])
+        return [t for t in read if isinstance(t, SymbolicTensor)]
 
 
 def is_symbolic(x: Any) -> bool:

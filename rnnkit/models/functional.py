@@ -278,16 +278,12 @@ def _keras_layer_order(outputs: list) -> list[torch.nn.Module]:
     finished: set[int] = set()
     walked: list[Node] = []  # calls, parents before children
 
-    def parents(node: Node) -> list[SymbolicTensor]:
-        read = flatten([node.inputs, [node.kwargs[k] for k in sorted(node.kwargs)]])
-        return [t for t in read if isinstance(t, SymbolicTensor)]
-
     def visit(t: SymbolicTensor) -> None:
         node = t.node
         if node is None or id(node) in finished:
             return
         first_seen.setdefault(id(node.layer), len(first_seen))
-        for parent in parents(node):
+        for parent in node.parents():
             visit(parent)
         finished.add(id(node))
         walked.append(node)
@@ -299,7 +295,7 @@ def _keras_layer_order(outputs: list) -> list[torch.nn.Module]:
     for node in reversed(walked):
         depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
         node_depth[id(node)] = layer_depth[id(node.layer)] = depth
-        for parent in parents(node):
+        for parent in node.parents():
             if parent.node is not None:
                 node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
     layers = {id(node.layer): node.layer for node in walked}
