@@ -101,15 +101,15 @@ def build_layer(spec: dict, ctx: Context) -> torch.nn.Module:
         return from_config(config) if from_config is not None else cls(**config)
     if class_name == "StackedRNNCells":
         cells = [build_layer(c, ctx) for c in config.pop("cells", [])]
-        return _construct(cls, class_name, name, ctx, cells, **_kwargs(cls, class_name, _legacy(class_name, config,
-                                                                                                   ctx), name, ctx))
+        kwargs = _kwargs(cls, class_name, _legacy(class_name, config, ctx), name, ctx)
+        return _construct(cls, class_name, name, ctx, cells, **kwargs)
     for key in ("layer", "backward_layer", "cell"):
         if isinstance(config.get(key), dict):
             config[key] = build_layer(config[key], ctx)
     if class_name in ("Bidirectional",) and "weights" in config:
         config.pop("weights")
-    return _construct(cls, class_name, name, ctx, **_kwargs(cls, class_name, _legacy(class_name, config, ctx), name,
-                                                           ctx))
+    kwargs = _kwargs(cls, class_name, _legacy(class_name, config, ctx), name, ctx)
+    return _construct(cls, class_name, name, ctx, **kwargs)
 
 
 def _construct(cls: type, class_name: str, layer: str, ctx: Context, /, *args: Any, **kwargs: Any) -> torch.nn.Module:

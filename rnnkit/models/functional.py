@@ -98,8 +98,8 @@ class Model(Layer):
         for t in ins:
             if t.node is not None:
                 raise ValueError(f"{self.name}: inputs must be rnnkit.Input tensors, got a layer output {t}")
-        nodes = _nodes_between(ins, outs, self.name)
-        layers = _keras_layer_order(outs)
+        nodes, met = _nodes_between(ins, outs, self.name)
+        layers = _keras_layer_order(nodes, met)
         self.layers = torch.nn.ModuleList(layers)
         index_of_layer = {id(layer): i for i, layer in enumerate(layers)}
         keys: dict[int, tuple] = {id(t): ("input", i) for i, t in enumerate(ins)}
@@ -244,13 +244,16 @@ def _from_refs(x: Any, values: dict, which: int) -> Any:
     return pack_as(x, out)
 
 
-def _nodes_between(inputs: list, outputs: list, owner: str) -> list[Node]:
-    """The nodes that make ``outputs`` from ``inputs``, parents before children."""
+def _nodes_between(inputs: list, outputs: list, owner: str) -> tuple[list[Node], list[Node]]:
+    """The nodes that make ``outputs`` from ``inputs``, parents before children, found by a depth-first walk from
+    the outputs (each call's tensors in :meth:`Node.parents` order); and the same nodes in the order the walk first
+    met them."""
     allowed = {id(t) for t in inputs}
     order: list[Node] = []
+    met: list[Node] = []
     seen: set[int] = set()
 
-    def visit(t: SymbolicTensor, path: tuple) -> None:
+    def visit(t: SymbolicTensor) -> None:
         if t.node is None:
             if id(t) not in allowed:
                 raise ValueError(f"{owner}: the graph is disconnected: output depends on input {t.name!r}, "
@@ -258,45 +261,33 @@ def _nodes_between(inputs: list, outputs: list, owner: str) -> list[Node]:
             return
         if id(t.node) in seen:
             return
+        met.append(t.node)
+        seen.add(id(t.node))  # (a node is never its own ancestor: marking it on the way in changes nothing)
         for parent in t.node.parents():
-            visit(parent, path + (t.node.layer_name,))
-        seen.add(id(t.node))
+            visit(parent)
         order.append(t.node)
 
     for t in outputs:
-        visit(t, ())
-    return order
-
-
-def _keras_layer_order(outputs: list) -> list[torch.nn.Module]:
-    """The layers that make ``outputs``, once each, in the order Keras 3 lists a functional model's
-    (``keras.src.ops.function.map_graph``): by depth, the layers farthest from the outputs first (a layer's
-    depth: its calls' largest number of calls between it and an output), a depth's layers in the order a
-    depth-first walk from the outputs (each call's tensors in order, keyword arguments by name) first meets
-    them."""
-    first_seen: dict[int, int] = {}
-    finished: set[int] = set()
-    walked: list[Node] = []  # calls, parents before children
-
-    def visit(t: SymbolicTensor) -> None:
-        node = t.node
-        if node is None or id(node) in finished:
-            return
-        first_seen.setdefault(id(node.layer), len(first_seen))
-        for parent in node.parents():
-            visit(parent)
-        finished.add(id(node))
-        walked.append(node)
-
-    for t in outputs:
         visit(t)
+    return order, met
+
+
+def _keras_layer_order(nodes: list[Node], met: list[Node]) -> list[torch.nn.Module]:
+    """The layers of ``nodes`` (:func:`_nodes_between`'s: parents before children, and ``met``, in the order its
+    walk from the outputs first met them), once each, in the order Keras 3 lists a functional model's
+    (``keras.src.ops.function.map_graph``): by depth, the layers farthest from the outputs first (a layer's
+    depth: its calls' largest number of calls between it and an output), a depth's layers in the order the walk
+    first met them."""
+    first_seen: dict[int, int] = {}
+    for node in met:
+        first_seen.setdefault(id(node.layer), len(first_seen))
     node_depth: dict[int, int] = {}
     layer_depth: dict[int, int] = {}
-    for node in reversed(walked):
+    for node in reversed(nodes):
         depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
         node_depth[id(node)] = layer_depth[id(node.layer)] = depth
         for parent in node.parents():
             if parent.node is not None:
                 node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
-    layers = {id(node.layer): node.layer for node in walked}
+    layers = {id(node.layer): node.layer for node in nodes}
     return sorted(layers.values(), key=lambda layer: (-layer_depth[id(layer)], first_seen[id(layer)]))
